@@ -23,11 +23,11 @@ struct ServiceConnectionString {
 struct DeviceConnectionString {
   std::string host_name;
   std::string device_id;
-  std::string module_id;           // empty if absent
-  std::string gateway_host;        // empty if absent; host part of GatewayHostName
+  std::string module_id;                      // empty if absent
+  std::string gateway_host;                   // empty if absent; host part of GatewayHostName
   std::optional<std::uint16_t> gateway_port;  // port part of GatewayHostName, if given
-  std::string key;                 // base64; empty when a token or x509 is used
-  std::string shared_access_signature;  // empty if absent
+  std::string key;                            // base64; empty when a token or x509 is used
+  std::string shared_access_signature;        // empty if absent
   bool x509 = false;
 };
 

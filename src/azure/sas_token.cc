@@ -39,12 +39,13 @@ Result<ParsedSasToken> ParseSasToken(std::string_view token) {
     token = amp == std::string_view::npos ? std::string_view{} : token.substr(amp + 1);
     const auto eq = field.find('=');
     if (eq == std::string_view::npos) {
-      return MakeError("InvalidToken", "token field without '=': " + std::string(field.substr(0, 16)));
+      return MakeError("InvalidToken", "token has a field without '='");
     }
     const std::string_view name = field.substr(0, eq);
     const std::string_view value = field.substr(eq + 1);
     auto decoded = UrlDecode(value);
-    if (!decoded) return MakeError("InvalidToken", "bad percent-encoding in token field " + std::string(name));
+    if (!decoded)
+      return MakeError("InvalidToken", "bad percent-encoding in token field " + std::string(name));
     if (name == "sr") {
       out.sr_raw = std::string(value);
       out.resource = std::move(*decoded);

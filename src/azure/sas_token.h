@@ -25,7 +25,7 @@ struct ParsedSasToken {
   std::string sr_raw;
   std::string resource;
   std::string signature;  // decoded base64 text
-  std::string se_raw;  // expiry exactly as received, also covered by the signature
+  std::string se_raw;     // expiry exactly as received, also covered by the signature
   std::int64_t expiry = 0;
   std::string policy;  // skn, empty if absent
 };

@@ -41,8 +41,8 @@ std::string Base64Encode(std::string_view bytes) {
     out += kAlphabet[(n >> 12) & 63];
     out += "==";
   } else if (i + 2 == bytes.size()) {
-    const auto n =
-        (std::uint32_t(std::uint8_t(bytes[i])) << 16) | (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8);
+    const auto n = (std::uint32_t(std::uint8_t(bytes[i])) << 16) |
+                   (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8);
     out += kAlphabet[(n >> 18) & 63];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];

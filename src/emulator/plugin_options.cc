@@ -1,0 +1,133 @@
+#include "emulator/plugin_options.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace iothub::emulator {
+namespace {
+
+Result<long long> ParseInt(const std::map<std::string, std::string>& raw, const std::string& key,
+                           long long fallback, long long min, long long max) {
+  auto it = raw.find(key);
+  if (it == raw.end()) return fallback;
+  long long value = 0;
+  const std::string& s = it->second;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc{} || ptr != s.data() + s.size() || value < min || value > max) {
+    return MakeError("InvalidOption", "plugin option " + key + " must be an integer in [" +
+                                          std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return value;
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode) {
+  const std::string temp = path + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return MakeError("Io", "cannot write " + temp + ": " + std::strerror(errno));
+  std::size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+    if (n <= 0) {
+      ::close(fd);
+      return MakeError("Io", "cannot write " + temp + ": " + std::strerror(errno));
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  // fsync before rename: otherwise a power cut can leave the new name pointing at no data.
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    return MakeError("Io", "cannot sync " + temp + ": " + std::strerror(errno));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    return MakeError("Io", "cannot rename " + temp + " to " + path + ": " + std::strerror(errno));
+  }
+  return Ok{};
+}
+
+Result<std::vector<SharedAccessPolicy>> LoadOrCreatePolicies(const std::string& state_dir) {
+  const std::string path = state_dir + "/policies.json";
+  std::ifstream in(path);
+  if (!in) {
+    auto policies = DefaultPolicies();
+    Json j = Json::array();
+    for (const auto& p : policies) {
+      j.push_back({{"name", p.name},
+                   {"primaryKey", p.primary_key},
+                   {"secondaryKey", p.secondary_key},
+                   {"rights", p.rights}});
+    }
+    Status written =
+        WriteFileAtomically(path, Json{{"version", 1}, {"policies", j}}.dump(2) + "\n", 0600);
+    if (!written) return written.error();
+    return policies;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const Json j = Json::parse(text.str(), nullptr, false);
+  if (j.is_discarded() || !j.contains("policies") || !j["policies"].is_array()) {
+    return MakeError("StateDir",
+                     path + " is not a valid policies file (delete it to regenerate keys)");
+  }
+  std::vector<SharedAccessPolicy> out;
+  for (const Json& p : j["policies"]) {
+    if (!p.is_object() || !p.contains("name") || !p.contains("primaryKey")) {
+      return MakeError("StateDir", path + " has a policy without name or primaryKey");
+    }
+    out.push_back({p.value("name", ""), p.value("primaryKey", ""), p.value("secondaryKey", ""),
+                   p.value("rights", 0U)});
+  }
+  return out;
+}
+
+Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string>& raw) {
+  PluginOptions o;
+  auto get = [&](const char* key) -> std::string {
+    auto it = raw.find(key);
+    return it == raw.end() ? std::string() : it->second;
+  };
+  o.state_dir = get("state_dir");
+  if (o.state_dir.empty()) return MakeError("InvalidOption", "plugin option state_dir is required");
+  if (!get("host_name").empty()) o.host_name = get("host_name");
+  if (!get("bind_address").empty()) o.bind_address = get("bind_address");
+  o.cert_file = get("cert_file");
+  o.key_file = get("key_file");
+  o.internal_secret = get("internal_secret");
+  if (o.cert_file.empty() || o.key_file.empty() || o.internal_secret.empty()) {
+    return MakeError("InvalidOption",
+                     "plugin options cert_file, key_file and internal_secret are required");
+  }
+  if (!get("tier").empty()) {
+    auto tier = ParseTier(get("tier"));
+    if (!tier) return tier.error();
+    o.tier = *tier;
+  }
+  auto units = ParseInt(raw, "units", 1, 1, 200);
+  auto https = ParseInt(raw, "https_port", 0, 0, 65535);
+  auto internal = ParseInt(raw, "internal_port", 0, 1, 65535);
+  auto fd = ParseInt(raw, "control_fd", -1, -1, 65535);
+  auto capacity = ParseInt(raw, "message_capacity", 100'000, 1, 100'000'000);
+  auto offset = ParseInt(raw, "clock_offset_ms", 0, 0, 1LL << 50);
+  for (const auto* r : {&units, &https, &internal, &fd, &capacity, &offset}) {
+    if (!*r) return r->error();
+  }
+  o.units = static_cast<int>(*units);
+  o.https_port = static_cast<int>(*https);
+  o.internal_port = static_cast<int>(*internal);
+  o.control_fd = static_cast<int>(*fd);
+  o.message_capacity = static_cast<std::size_t>(*capacity);
+  o.clock_offset_ms = *offset;
+  auto policies = LoadOrCreatePolicies(o.state_dir);
+  if (!policies) return policies.error();
+  o.policies = std::move(policies).value();
+  return o;
+}
+
+}  // namespace iothub::emulator

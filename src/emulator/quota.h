@@ -1,0 +1,76 @@
+// IoT Hub's daily message quota, metering and throttles (shared/reference/azure-iothub.md §5).
+// Not thread-safe; owned by the Hub.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace iothub::emulator {
+
+enum class Tier { kFree, kS1, kS2, kS3 };
+
+Result<Tier> ParseTier(const std::string& text);
+std::string TierName(Tier tier);
+
+struct TierLimits {
+  std::int64_t daily_messages = 0;  // for all units
+  std::int64_t chunk_bytes = 0;     // metering chunk
+  double d2c_per_second = 0;        // device-to-cloud sends
+  double twin_reads_per_second = 0;
+  double twin_updates_per_second = 0;
+  double connections_per_second = 0;
+  double registry_per_minute = 0;
+  double c2d_per_minute = 0;
+  double methods_per_second = 0;
+};
+
+TierLimits LimitsFor(Tier tier, int units);
+
+// A token bucket: `rate` tokens per second, burst of `burst`. Times in ms of any monotonic
+// or wall clock (the caller's).
+class TokenBucket {
+ public:
+  TokenBucket(double rate_per_second, double burst)
+      : rate_(rate_per_second), burst_(burst), tokens_(burst) {}
+  bool TryTake(std::int64_t now_ms);
+
+ private:
+  double rate_;
+  double burst_;
+  double tokens_;
+  std::int64_t last_ms_ = -1;
+};
+
+// Counts billable operations against the day's quota; the day is the UTC day of the
+// emulator's clock, so advancing the clock past midnight resets it.
+class DailyQuota {
+ public:
+  DailyQuota(Tier tier, int units);
+
+  // Messages a payload of `bytes` counts as: ceil(bytes / chunk), at least 1.
+  std::int64_t MessagesFor(std::int64_t bytes) const;
+  // Charges `messages` if the quota allows it (rolling the day over first); false once
+  // exhausted. A charge that would cross the quota is still taken (the hub stops after).
+  bool Charge(std::int64_t messages, std::int64_t now_ms);
+  bool Exhausted(std::int64_t now_ms);
+  std::int64_t Used(std::int64_t now_ms);
+  std::int64_t Total() const { return limits_.daily_messages; }
+  std::int64_t ChunkBytes() const { return limits_.chunk_bytes; }
+  std::int64_t ResetsAtMs(std::int64_t now_ms) const;
+  const TierLimits& Limits() const { return limits_; }
+  Tier tier() const { return tier_; }
+  int units() const { return units_; }
+
+ private:
+  void RollOver(std::int64_t now_ms);
+
+  Tier tier_;
+  int units_;
+  TierLimits limits_;
+  std::int64_t day_ = -1;
+  std::int64_t used_ = 0;
+};
+
+}  // namespace iothub::emulator
