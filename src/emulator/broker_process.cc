@@ -117,6 +117,13 @@ Status BrokerProcess::Start(const BrokerSettings& settings) {
     ::dup2(fds[1], kChildControlFd);
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
+    if (!settings.verbose) {
+      // mosquitto prints a few start-up lines (e.g. its warning about running as root) before
+      // it reads log_dest; keep them in the log file rather than on our stderr.
+      const std::string log = settings.state_dir + "/mosquitto.log";
+      const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (log_fd >= 0) ::dup2(log_fd, 2);
+    }
     ::setpgid(0, 0);  // Ctrl-C at the terminal reaches the launcher, which stops us cleanly
 #ifdef IOTHUB_SANITIZER_RUNTIME
     ::setenv("LD_PRELOAD", IOTHUB_SANITIZER_RUNTIME, 1);

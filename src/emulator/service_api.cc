@@ -99,7 +99,10 @@ void ServiceApi::Routes() {
       why = "unknown shared access policy '" + token->policy + "'";
     } else if (!EqualsIgnoreCase(resource, options_.host_name)) {
       why = "token resource does not match the hub host name";
-    } else if (token->expiry <= wall_.NowSeconds()) {
+    } else if (token->expiry <= real_clock_.NowSeconds()) {
+      // Service tokens are checked against real time, not the emulator's (advanceable) clock:
+      // the SDKs mint them from the real clock, and must keep working after a test moves the
+      // hub's clock forward. Device tokens are checked against the hub's clock (hub.cc).
       why = "token expired";
     } else if (!azure::VerifySasSignature(*token, policy->primary_key) &&
                !azure::VerifySasSignature(*token, policy->secondary_key)) {

@@ -50,6 +50,7 @@ class ServiceApi {
   LoopBridge& bridge_;
   MessageStore& messages_;
   const Clock& wall_;
+  SystemClock real_clock_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
 };
