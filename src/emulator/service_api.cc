@@ -62,6 +62,7 @@ Result<int> ServiceApi::Start() {
   // Method invocations hold a worker for up to 5 minutes; keep plenty.
   server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
   server_->set_keep_alive_timeout(60);
+  server_->set_tcp_nodelay(true);  // small JSON answers must not wait for delayed ACKs
   Routes();
   int port = options_.port;
   if (port == 0) {

@@ -133,14 +133,21 @@ std::string ServiceClient::Token() const {
   return azure::MakeSasToken(info_.host_name, key_, NowSeconds() + 3600, policy_).value();
 }
 
+ServiceClient::~ServiceClient() = default;
+
 HttpReply ServiceClient::Request(const std::string& method, const std::string& path,
                                  const std::string& body,
                                  std::map<std::string, std::string> headers) {
-  httplib::SSLClient client("127.0.0.1", info_.https_port);
-  client.set_ca_cert_path(info_.ca_file.c_str());
-  client.enable_server_certificate_verification(true);
-  client.set_connection_timeout(5);
-  client.set_read_timeout(330);
+  if (!client_) {
+    client_ = std::make_unique<httplib::SSLClient>("127.0.0.1", info_.https_port);
+    client_->set_ca_cert_path(info_.ca_file.c_str());
+    client_->enable_server_certificate_verification(true);
+    client_->set_connection_timeout(5);
+    client_->set_read_timeout(330);
+    client_->set_keep_alive(true);
+    client_->set_tcp_nodelay(true);
+  }
+  httplib::SSLClient& client = *client_;
   httplib::Headers h;
   if (!headers.count("Authorization")) h.emplace("Authorization", Token());
   for (auto& [k, v] : headers) {

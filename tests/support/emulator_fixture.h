@@ -21,6 +21,10 @@
 
 #include "common/result.h"
 
+namespace httplib {
+class SSLClient;
+}
+
 namespace iothub::testing {
 
 using Json = nlohmann::json;
@@ -74,6 +78,7 @@ struct HttpReply {
 
 class ServiceClient {
  public:
+  ~ServiceClient();
   explicit ServiceClient(const EmulatorInfo& info, std::string policy = "iothubowner",
                          std::string key = "");
   HttpReply Request(const std::string& method, const std::string& path,
@@ -90,6 +95,7 @@ class ServiceClient {
   EmulatorInfo info_;
   std::string policy_;
   std::string key_;
+  std::unique_ptr<httplib::SSLClient> client_;  // kept alive across requests
 };
 
 struct ReceivedMessage {
