@@ -82,7 +82,7 @@ TEST(MessageStoreTest, RingForgetsTheOldestAtCapacity) {
   MessageStore store(3);
   for (int i = 1; i <= 3; ++i) store.Append(Msg("d", std::to_string(i)));
   EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{1, 2, 3}));  // exactly at capacity
-  store.Append(Msg("d", "4"));                              // one over
+  store.Append(Msg("d", "4"));                             // one over
   EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{2, 3, 4}));
   store.Append(Msg("d", "5"));
   EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{3, 4, 5}));

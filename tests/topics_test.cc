@@ -105,12 +105,12 @@ TEST(ClassifyPublishTest, ReportedPatchYieldsRid) {
 // ---- ClassifyPublish: method responses ----
 
 TEST(ClassifyPublishTest, MethodResponseYieldsStatusAndRid) {
-  const auto r = As<MethodResponseTopic>(
-      ClassifyPublish("d", "$iothub/methods/res/200/?$rid=1f"), "res/200");
+  const auto r =
+      As<MethodResponseTopic>(ClassifyPublish("d", "$iothub/methods/res/200/?$rid=1f"), "res/200");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.rid, "1f");
-  const auto r2 = As<MethodResponseTopic>(
-      ClassifyPublish("d", "$iothub/methods/res/404/?%24rid=x"), "res/404");
+  const auto r2 =
+      As<MethodResponseTopic>(ClassifyPublish("d", "$iothub/methods/res/404/?%24rid=x"), "res/404");
   EXPECT_EQ(r2.status, 404);
   EXPECT_EQ(r2.rid, "x");
 }
@@ -141,8 +141,8 @@ TEST(ClassifySubscriptionTest, AllowedFilters) {
 
 TEST(ClassifySubscriptionTest, ForeignOrWildcardFiltersAreRefused) {
   for (const char* filter :
-       {"devices/dev2/messages/devicebound/#", "devices/dev10/messages/devicebound/#",
-        "devices/#", "devices/+/#", "devices/dev1/#", "devices/dev1/messages/devicebound/+",
+       {"devices/dev2/messages/devicebound/#", "devices/dev10/messages/devicebound/#", "devices/#",
+        "devices/+/#", "devices/dev1/#", "devices/dev1/messages/devicebound/+",
         "devices/dev1/messages/devicebound", "devices/dev1/messages/events/#", "#", "+/+",
         "$iothub/#", "$iothub/twin/#", "$iothub/twin/res/+", "$iothub/methods/#",
         "$iothub/methods/POST/+", "$iothub/twin/PATCH/properties/reported/#", ""}) {

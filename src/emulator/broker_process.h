@@ -52,7 +52,7 @@ class BrokerProcess {
   // Exited()).
   std::optional<std::string> ReadLine(int timeout_ms);
   // Asks mosquitto to stop (SIGTERM), waits up to `grace_ms`, then kills it.
-  void Stop(int grace_ms = 10'000);
+  void Stop(int grace_ms = 15'000);
   // True once the child has ended (reaps it).
   bool Exited();
   int control_fd() const { return read_fd_; }

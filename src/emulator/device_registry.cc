@@ -148,7 +148,9 @@ Status DeviceRegistry::Put(const Device& device) {
 Status DeviceRegistry::Save(const std::string& id) {
   const Device* d = Find(id);
   if (d == nullptr) return MakeError("DeviceNotFound", "no device " + id);
-  const std::string record = DeviceToStorage(*d).dump();
+  // `replace`: a stray invalid UTF-8 byte must not make the record unsavable.
+  const std::string record =
+      DeviceToStorage(*d).dump(-1, ' ', false, Json::error_handler_t::replace);
   sqlite3_stmt* stmt = nullptr;
   sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO devices(id, record) VALUES(?, ?)", -1, &stmt,
                      nullptr);

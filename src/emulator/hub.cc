@@ -90,6 +90,35 @@ std::optional<ParsedUsername> ParseUsername(const std::string& username) {
   return out;
 }
 
+// A Digital Twin Model Identifier (§7): "dtmi:" segments of letters, digits and underscores
+// (starting with a letter, not ending with '_') separated by ':', then ";" and a version
+// number; at most 128 characters.
+bool IsValidDtmi(std::string_view id) {
+  constexpr std::string_view kScheme = "dtmi:";
+  if (id.size() > 128 || id.substr(0, kScheme.size()) != kScheme) return false;
+  id.remove_prefix(kScheme.size());
+  const auto semicolon = id.rfind(';');
+  if (semicolon == std::string_view::npos) return false;
+  const std::string_view version = id.substr(semicolon + 1);
+  if (version.empty() || version.size() > 9 ||
+      !std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  std::string_view path = id.substr(0, semicolon);
+  while (true) {
+    const auto colon = path.find(':');
+    const std::string_view segment = path.substr(0, colon);
+    if (segment.empty() || !std::isalpha(static_cast<unsigned char>(segment.front())) ||
+        segment.back() == '_' || !std::all_of(segment.begin(), segment.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+        })) {
+      return false;
+    }
+    if (colon == std::string_view::npos) return true;
+    path.remove_prefix(colon + 1);
+  }
+}
+
 }  // namespace
 
 std::vector<SharedAccessPolicy> DefaultPolicies() {
@@ -165,6 +194,7 @@ AuthOutcome Hub::OnConnect(const void* connection, const std::string& client_id,
   auto user = ParseUsername(username);
   if (!user || !EqualsIgnoreCase(user->host, config_.host_name)) return refuse(client_id);
   if (!user->module_id.empty() || user->device_id != client_id) return refuse(client_id);
+  if (!user->model_id.empty() && !IsValidDtmi(user->model_id)) return refuse(client_id);
   Device* device = registry_->Find(client_id);
   if (device == nullptr || !device->enabled || device->auth_type != "sas") return refuse(client_id);
   auto token = azure::ParseSasToken(password);
@@ -679,7 +709,8 @@ ServiceReply Hub::CreateDevice(const std::string& id, const Json& body) {
   return ServiceReply{200, DeviceJson(*registry_->Find(id)), {}};
 }
 
-ServiceReply Hub::PutDevice(const std::string& id, const Json& body, const std::string& if_match) {
+ServiceReply Hub::PutDeviceUnchecked(const std::string& id, const Json& body,
+                                     const std::string& if_match) {
   if (!IsValidDeviceId(id)) {
     return Error(400, 400004, "ArgumentInvalid",
                  "DeviceId '" + id.substr(0, 200) +
@@ -755,7 +786,7 @@ ServiceReply Hub::DeleteDevice(const std::string& id, const std::string& if_matc
   return ServiceReply{204, Json(), {}};
 }
 
-ServiceReply Hub::BulkDevices(const Json& body) {
+ServiceReply Hub::BulkDevicesUnchecked(const Json& body) {
   if (!body.is_array() || body.empty() || body.size() > 100) {
     return Error(400, 400004, "ArgumentInvalid", "bulk registry operations take 1 to 100 devices");
   }
@@ -805,8 +836,8 @@ ServiceReply Hub::GetTwin(const std::string& id) {
   return ServiceReply{200, TwinJson(*d), {{"ETag", "\"" + d->TwinEtag() + "\""}}};
 }
 
-ServiceReply Hub::UpdateTwin(const std::string& id, const Json& body, const std::string& if_match,
-                             bool replace) {
+ServiceReply Hub::UpdateTwinUnchecked(const std::string& id, const Json& body,
+                                      const std::string& if_match, bool replace) {
   Device* d = registry_->Find(id);
   if (d == nullptr)
     return Error(404, 404001, "DeviceNotFound", "Device '" + id + "' is not registered.");
@@ -825,8 +856,8 @@ ServiceReply Hub::UpdateTwin(const std::string& id, const Json& body, const std:
   const std::int64_t now = env_.wall.NowMs();
   Json desired_patch;
   if (body.contains("tags") && !body["tags"].is_null()) {
-    Status s = replace ? ReplaceTwinSection(next.tags, body["tags"], now)
-                       : ApplyTwinPatch(next.tags, body["tags"], now);
+    Status s = replace ? ReplaceTwinSection(next.tags, body["tags"], now, kTagLimits)
+                       : ApplyTwinPatch(next.tags, body["tags"], now, kTagLimits);
     if (!s) return Error(400, 400004, "ArgumentInvalid", s.error().message);
   } else if (replace) {
     (void)ReplaceTwinSection(next.tags, Json::object(), now);
@@ -857,8 +888,8 @@ ServiceReply Hub::UpdateTwin(const std::string& id, const Json& body, const std:
   return ServiceReply{200, TwinJson(*d), {{"ETag", "\"" + d->TwinEtag() + "\""}}};
 }
 
-void Hub::InvokeMethod(const std::string& id, const Json& body,
-                       std::function<void(ServiceReply)> done) {
+void Hub::InvokeMethodUnchecked(const std::string& id, const Json& body,
+                                std::function<void(ServiceReply)>& done) {
   const Device* d = registry_->Find(id);
   if (d == nullptr) {
     return done(Error(404, 404001, "DeviceNotFound", "Device '" + id + "' is not registered."));
@@ -912,7 +943,7 @@ void Hub::InvokeMethod(const std::string& id, const Json& body,
   if (online) SendMethod(rid, it->second);
 }
 
-ServiceReply Hub::SendCloudToDevice(const std::string& id, const Json& body) {
+ServiceReply Hub::SendCloudToDeviceUnchecked(const std::string& id, const Json& body) {
   if (registry_->Find(id) == nullptr) {
     return Error(404, 404001, "DeviceNotFound", "Device '" + id + "' is not registered.");
   }
@@ -999,7 +1030,7 @@ ServiceReply Hub::Stats() {
                       {}};
 }
 
-ServiceReply Hub::AdvanceClock(const Json& body) {
+ServiceReply Hub::AdvanceClockUnchecked(const Json& body) {
   if (!body.is_object() || !body.contains("seconds") || !body["seconds"].is_number() ||
       body["seconds"].get<double>() < 0) {
     return Error(400, 400004, "ArgumentInvalid", "expected {\"seconds\": <non-negative number>}");
@@ -1009,7 +1040,7 @@ ServiceReply Hub::AdvanceClock(const Json& body) {
   return ServiceReply{200, {{"now", FormatIsoTime(env_.wall.NowMs())}}, {}};
 }
 
-ServiceReply Hub::Fault(const std::string& kind, const Json& body) {
+ServiceReply Hub::FaultUnchecked(const std::string& kind, const Json& body) {
   if (!body.is_object())
     return Error(400, 400004, "ArgumentInvalid", "fault body must be a JSON object");
   const std::string device = body.value("deviceId", "");
@@ -1039,6 +1070,53 @@ ServiceReply Hub::Fault(const std::string& kind, const Json& body) {
     return ServiceReply{202, {{"downForSeconds", seconds}}, {}};
   }
   return Error(404, 404000, "NotFound", "unknown fault '" + kind + "'");
+}
+
+// ---- request bodies are client input ----
+// A member of the wrong type (json::value or get on a mistyped member) is the client's
+// error: it is answered 400 here, so no exception leaves the Hub.
+
+ServiceReply Hub::BadBody(const Json::exception& e) const {
+  std::string what = e.what();
+  if (const auto bracket = what.find("] "); bracket != std::string::npos)
+    what.erase(0, bracket + 2);
+  return Error(400, 400004, "ArgumentInvalid", "malformed request body: " + what);
+}
+
+ServiceReply Hub::Guarded(const std::function<ServiceReply()>& fn) const {
+  try {
+    return fn();
+  } catch (const Json::exception& e) {
+    return BadBody(e);
+  }
+}
+
+ServiceReply Hub::PutDevice(const std::string& id, const Json& body, const std::string& if_match) {
+  return Guarded([&] { return PutDeviceUnchecked(id, body, if_match); });
+}
+ServiceReply Hub::BulkDevices(const Json& body) {
+  return Guarded([&] { return BulkDevicesUnchecked(body); });
+}
+ServiceReply Hub::UpdateTwin(const std::string& id, const Json& body, const std::string& if_match,
+                             bool replace) {
+  return Guarded([&] { return UpdateTwinUnchecked(id, body, if_match, replace); });
+}
+ServiceReply Hub::SendCloudToDevice(const std::string& id, const Json& body) {
+  return Guarded([&] { return SendCloudToDeviceUnchecked(id, body); });
+}
+ServiceReply Hub::AdvanceClock(const Json& body) {
+  return Guarded([&] { return AdvanceClockUnchecked(body); });
+}
+ServiceReply Hub::Fault(const std::string& kind, const Json& body) {
+  return Guarded([&] { return FaultUnchecked(kind, body); });
+}
+void Hub::InvokeMethod(const std::string& id, const Json& body,
+                       std::function<void(ServiceReply)> done) {
+  try {
+    InvokeMethodUnchecked(id, body, done);
+  } catch (const Json::exception& e) {
+    if (done) done(BadBody(e));
+  }
 }
 
 }  // namespace iothub::emulator

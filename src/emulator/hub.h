@@ -203,6 +203,19 @@ class Hub {
   ServiceReply CreateDevice(const std::string& id, const Json& body);
   ServiceReply ApplyDeviceUpdate(Device& device, const Json& body);
   const SharedAccessPolicy* FindPolicy(const std::string& name) const;
+  ServiceReply BadBody(const Json::exception& e) const;
+  ServiceReply Guarded(const std::function<ServiceReply()>& fn) const;
+  ServiceReply PutDeviceUnchecked(const std::string& id, const Json& body,
+                                  const std::string& if_match);
+  ServiceReply BulkDevicesUnchecked(const Json& body);
+  ServiceReply UpdateTwinUnchecked(const std::string& id, const Json& body,
+                                   const std::string& if_match, bool replace);
+  // `done` is moved from once it has been handed on.
+  void InvokeMethodUnchecked(const std::string& id, const Json& body,
+                             std::function<void(ServiceReply)>& done);
+  ServiceReply SendCloudToDeviceUnchecked(const std::string& id, const Json& body);
+  ServiceReply AdvanceClockUnchecked(const Json& body);
+  ServiceReply FaultUnchecked(const std::string& kind, const Json& body);
 
   HubConfig config_;
   std::unique_ptr<DeviceRegistry> registry_;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 namespace iothub::emulator {
@@ -128,7 +129,13 @@ void LoopBridge::RunPending() {
     std::lock_guard lock(mutex_);
     batch.swap(tasks_);
   }
-  for (auto& task : batch) task();
+  for (auto& task : batch) {
+    try {
+      task();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "iothub-emulator: internal error in a posted task: %s\n", e.what());
+    }
+  }
 }
 
 }  // namespace iothub::emulator

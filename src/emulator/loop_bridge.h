@@ -41,7 +41,8 @@ class LoopBridge {
   explicit LoopBridge(std::function<void()> wake) : wake_(std::move(wake)) {}
 
   void Post(std::function<void()> task);
-  // Runs everything posted so far; broker thread only.
+  // Runs everything posted so far; broker thread only. A task that throws is reported on
+  // stderr and does not stop the others.
   void RunPending();
 
   // Posts `fn`, waits for its result up to `timeout`; nullopt if the broker did not run it.
@@ -50,9 +51,15 @@ class LoopBridge {
     auto promise =
         std::make_shared<std::promise<T>>();  // shared: the task may outlive a timed-out caller
     auto future = promise->get_future();
-    Post([promise, fn = std::move(fn)] { promise->set_value(fn()); });
+    Post([promise, fn = std::move(fn)] {
+      try {
+        promise->set_value(fn());
+      } catch (...) {
+        promise->set_exception(std::current_exception());  // rethrown to the caller
+      }
+    });
     if (future.wait_for(timeout) != std::future_status::ready) return std::nullopt;
-    return future.get();
+    return future.get();  // rethrows what `fn` threw
   }
 
  private:

@@ -37,8 +37,22 @@ std::vector<StoredMessage> MessageStore::Read(const std::string& device_id, std:
 
 std::uint64_t MessageStore::WaitNewer(std::uint64_t since, int timeout_ms) const {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return last_seq_ > since; });
+  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return last_seq_ > since || closed_; });
   return last_seq_;
+}
+
+void MessageStore::Close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  changed_.notify_all();
+}
+
+bool MessageStore::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
 }
 
 std::uint64_t MessageStore::LastSeq() const {

@@ -34,6 +34,9 @@ class MessageStore {
   // newest seq.
   std::uint64_t WaitNewer(std::uint64_t since, int timeout_ms) const;
   std::uint64_t LastSeq() const;
+  // Wakes every waiter and makes later waits return at once (shutdown).
+  void Close();
+  bool closed() const;
 
  private:
   const std::size_t capacity_;
@@ -41,6 +44,7 @@ class MessageStore {
   mutable std::condition_variable changed_;
   std::deque<StoredMessage> messages_;
   std::uint64_t last_seq_ = 0;
+  bool closed_ = false;
 };
 
 nlohmann::json MessageToJson(const StoredMessage& message);

@@ -74,12 +74,25 @@ struct Plugin {
   }
 };
 
+// The last line of defence at the C boundary: an exception must never unwind into
+// mosquitto. Expected failures are values inside the hub; this only catches bugs.
+template <typename F>
+int Guard(const char* event, int on_error, F&& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    mosquitto_log_printf(MOSQ_LOG_ERR, "iothub-emulator: internal error in %s: %s", event,
+                         e.what());
+    return on_error;
+  }
+}
+
 std::string ClientId(const mosquitto* client) {
   const char* id = mosquitto_client_id(client);
   return id ? id : "";
 }
 
-int OnBasicAuth(int, void* event_data, void* userdata) {
+int OnBasicAuthImpl(void* event_data, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   auto* ev = static_cast<mosquitto_evt_basic_auth*>(event_data);
   const std::string username = ev->username ? ev->username : "";
@@ -103,7 +116,7 @@ int OnBasicAuth(int, void* event_data, void* userdata) {
   return MOSQ_ERR_AUTH;
 }
 
-int OnAclCheck(int, void* event_data, void* userdata) {
+int OnAclCheckImpl(void* event_data, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   auto* ev = static_cast<mosquitto_evt_acl_check*>(event_data);
   if (ev->client == plugin->internal_client) {
@@ -127,7 +140,7 @@ int OnAclCheck(int, void* event_data, void* userdata) {
   }
 }
 
-int OnMessage(int, void* event_data, void* userdata) {
+int OnMessageImpl(void* event_data, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   auto* ev = static_cast<mosquitto_evt_message*>(event_data);
   if (ev->client == plugin->internal_client) {
@@ -142,7 +155,7 @@ int OnMessage(int, void* event_data, void* userdata) {
   return verdict == PublishVerdict::kAccept ? MOSQ_ERR_SUCCESS : MOSQ_ERR_PROTOCOL;
 }
 
-int OnDisconnect(int, void* event_data, void* userdata) {
+int OnDisconnectImpl(void* event_data, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   auto* ev = static_cast<mosquitto_evt_disconnect*>(event_data);
   if (ev->client == plugin->internal_client) {
@@ -175,7 +188,7 @@ void StartServices(Plugin* plugin) {
   });
 }
 
-int OnTick(int, void*, void* userdata) {
+int OnTickImpl(void*, void* userdata) {
   auto* plugin = static_cast<Plugin*>(userdata);
   if (!plugin->started) StartServices(plugin);
   plugin->bridge->RunPending();  // fallback in case a doorbell ring was missed
@@ -186,6 +199,29 @@ int OnTick(int, void*, void* userdata) {
     plugin->hub->OnTick();
   }
   return MOSQ_ERR_SUCCESS;
+}
+
+int OnBasicAuth(int, void* event_data, void* userdata) {
+  return Guard("OnBasicAuth", MOSQ_ERR_UNKNOWN,
+               [&] { return OnBasicAuthImpl(event_data, userdata); });
+}
+
+int OnAclCheck(int, void* event_data, void* userdata) {
+  return Guard("OnAclCheck", MOSQ_ERR_PROTOCOL,
+               [&] { return OnAclCheckImpl(event_data, userdata); });
+}
+
+int OnMessage(int, void* event_data, void* userdata) {
+  return Guard("OnMessage", MOSQ_ERR_PROTOCOL, [&] { return OnMessageImpl(event_data, userdata); });
+}
+
+int OnDisconnect(int, void* event_data, void* userdata) {
+  return Guard("OnDisconnect", MOSQ_ERR_SUCCESS,
+               [&] { return OnDisconnectImpl(event_data, userdata); });
+}
+
+int OnTick(int, void* event_data, void* userdata) {
+  return Guard("OnTick", MOSQ_ERR_SUCCESS, [&] { return OnTickImpl(event_data, userdata); });
 }
 
 }  // namespace
@@ -262,6 +298,7 @@ int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt*, int) {
   std::unique_ptr<Plugin> plugin(static_cast<Plugin*>(userdata));
   if (plugin->startup.joinable()) plugin->startup.join();
   plugin->hub->Shutdown();
+  plugin->messages->Close();  // ends live message streams
   // HTTP workers may be waiting for the broker thread (this one): keep serving the bridge
   // until the server has stopped.
   std::atomic<bool> stopped{false};

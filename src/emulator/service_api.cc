@@ -61,7 +61,9 @@ Result<int> ServiceApi::Start() {
   }
   // Method invocations hold a worker for up to 5 minutes; keep plenty.
   server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
-  server_->set_keep_alive_timeout(60);
+  // Idle keep-alive connections hold a worker until this timeout, and stopping the server
+  // waits for them: keep it short (httplib's default) so shutdown and broker-down are prompt.
+  server_->set_keep_alive_timeout(5);
   server_->set_tcp_nodelay(true);  // small JSON answers must not wait for delayed ACKs
   Routes();
   int port = options_.port;
@@ -258,7 +260,7 @@ void ServiceApi::Routes() {
             }
           }
           if (!out.empty() && !sink.write(out.data(), out.size())) return false;
-          return sink.is_writable();
+          return sink.is_writable() && !messages_.closed();
         });
   });
   s.Post("/emulator/devices/" + kId + "/messages", [=, this](const Request& req, Response& res) {
