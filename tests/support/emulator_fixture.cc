@@ -38,6 +38,10 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  if (std::getenv("IOTHUB_TEST_KEEP") != nullptr) {  // for post-mortems: keep state and logs
+    std::fprintf(stderr, "kept %s\n", path_.c_str());
+    return;
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -138,16 +142,6 @@ ServiceClient::~ServiceClient() = default;
 HttpReply ServiceClient::Request(const std::string& method, const std::string& path,
                                  const std::string& body,
                                  std::map<std::string, std::string> headers) {
-  if (!client_) {
-    client_ = std::make_unique<httplib::SSLClient>("127.0.0.1", info_.https_port);
-    client_->set_ca_cert_path(info_.ca_file.c_str());
-    client_->enable_server_certificate_verification(true);
-    client_->set_connection_timeout(5);
-    client_->set_read_timeout(330);
-    client_->set_keep_alive(true);
-    client_->set_tcp_nodelay(true);
-  }
-  httplib::SSLClient& client = *client_;
   httplib::Headers h;
   if (!headers.count("Authorization")) h.emplace("Authorization", Token());
   for (auto& [k, v] : headers) {
@@ -159,7 +153,21 @@ HttpReply ServiceClient::Request(const std::string& method, const std::string& p
   req.headers = h;
   req.body = body;
   if (!body.empty()) req.set_header("Content-Type", "application/json; charset=utf-8");
-  auto res = client.send(req);
+  httplib::Result res{nullptr, httplib::Error::Unknown};
+  // A kept-alive connection may have been closed by the server (idle timeout, restart):
+  // like any HTTP client with a connection pool, retry once on a fresh connection.
+  for (int attempt = 0; attempt < 2 && !res; ++attempt) {
+    if (!client_ || attempt > 0) {
+      client_ = std::make_unique<httplib::SSLClient>("127.0.0.1", info_.https_port);
+      client_->set_ca_cert_path(info_.ca_file.c_str());
+      client_->enable_server_certificate_verification(true);
+      client_->set_connection_timeout(5);
+      client_->set_read_timeout(330);
+      client_->set_keep_alive(true);
+      client_->set_tcp_nodelay(true);
+    }
+    res = client_->send(req);
+  }
   HttpReply reply;
   if (!res) return reply;
   reply.status = res->status;
@@ -205,13 +213,31 @@ DeviceClient::DeviceClient(const EmulatorInfo& info, std::string device_id, std:
   mosquitto_subscribe_callback_set(mosq_, OnSubscribe);
   mosquitto_tls_set(mosq_, info_.ca_file.c_str(), nullptr, nullptr, nullptr, nullptr);
   mosquitto_max_inflight_messages_set(mosq_, 0);  // unlimited: benchmarks keep a window themselves
-  mosquitto_reconnect_delay_set(mosq_, 3600, 3600, false);  // tests reconnect explicitly
+  mosquitto_threaded_set(mosq_, true);            // publishes come from the test thread
+  network_ = std::thread([this] { NetworkLoop(); });
 }
 
 DeviceClient::~DeviceClient() {
   Disconnect();
-  if (loop_started_) mosquitto_loop_stop(mosq_, true);
+  stop_ = true;
+  network_.join();
   mosquitto_destroy(mosq_);
+}
+
+void DeviceClient::NetworkLoop() {
+  while (!stop_) {
+    if (connect_requested_.exchange(false)) {
+      if (mosquitto_connect_async(mosq_, info_.host_name.c_str(), info_.mqtt_port,
+                                  options_.keepalive) != MOSQ_ERR_SUCCESS) {
+        std::lock_guard lock(mutex_);
+        connack_ = -1;
+        changed_.notify_all();
+      }
+    }
+    if (mosquitto_loop(mosq_, 5, 1) != MOSQ_ERR_SUCCESS) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // not connected: idle briefly
+    }
+  }
 }
 
 int DeviceClient::Connect(std::chrono::milliseconds timeout) {
@@ -226,14 +252,7 @@ int DeviceClient::Connect(std::chrono::milliseconds timeout) {
     std::lock_guard lock(mutex_);
     connack_ = -2;
   }
-  if (!loop_started_) {
-    if (mosquitto_loop_start(mosq_) != MOSQ_ERR_SUCCESS) return -1;
-    loop_started_ = true;
-  }
-  if (mosquitto_connect_async(mosq_, info_.host_name.c_str(), info_.mqtt_port,
-                              options_.keepalive) != MOSQ_ERR_SUCCESS) {
-    return -1;
-  }
+  connect_requested_ = true;
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, timeout, [&] { return connack_ != -2; });
   return connack_ == -2 ? -1 : connack_;

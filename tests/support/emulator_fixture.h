@@ -7,6 +7,7 @@
 #include <mosquitto.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/result.h"
@@ -160,7 +162,12 @@ class DeviceClient {
   std::vector<int> acked_mids_;
   std::size_t acks_ = 0;
   std::deque<ReceivedMessage> inbox_;
-  bool loop_started_ = false;
+  // The network thread runs libmosquitto's loop and performs connects itself, so a
+  // reconnect never races libmosquitto's own reconnect logic.
+  void NetworkLoop();
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> connect_requested_{false};
+  std::thread network_;
 };
 
 // A device SAS token for `device_id` valid for `ttl_s` from now.
