@@ -134,7 +134,7 @@ ServiceReply ErrorReply(int status, int code, const std::string& name, const std
                         std::int64_t now_ms) {
   ServiceReply reply;
   reply.status = status;
-  const std::string tracking = RandomBytes(8).empty() ? "" : Base64Encode(RandomBytes(12));
+  const std::string tracking = Base64Encode(RandomBytes(12));
   reply.body = {
       {"Message", "ErrorCode:" + name + ";" + text},
       {"ExceptionMessage", "Tracking ID:" + tracking + "-G:0-TimeStamp:" + FormatIsoTime(now_ms)},
@@ -581,7 +581,6 @@ std::string Hub::ConnectionState(const std::string& id) const {
 }
 
 Json Hub::DeviceJson(const Device& d) const {
-  const auto stats = stats_.find(d.id);
   const auto queue = c2d_.find(d.id);
   Json j = {{"deviceId", d.id},
             {"moduleId", nullptr},
@@ -605,7 +604,6 @@ Json Hub::DeviceJson(const Device& d) const {
                  d.secondary_thumbprint.empty() ? Json(nullptr) : Json(d.secondary_thumbprint)}}},
               {"type", d.auth_type}}},
             {"capabilities", {{"iotEdge", d.iot_edge}}}};
-  (void)stats;
   return j;
 }
 
@@ -674,12 +672,12 @@ ServiceReply Hub::ApplyDeviceUpdate(Device& d, const Json& body) {
       d.primary_key.clear();
       d.secondary_key.clear();
       const Json tp = auth.value("x509Thumbprint", Json::object());
-      d.primary_thumbprint = tp.value("primaryThumbprint", Json("")).is_string()
-                                 ? tp.value("primaryThumbprint", "")
-                                 : "";
-      d.secondary_thumbprint = tp.value("secondaryThumbprint", Json("")).is_string()
-                                   ? tp.value("secondaryThumbprint", "")
-                                   : "";
+      // Thumbprints are optional strings; null (as the SDKs send) means none.
+      auto thumbprint = [&](const char* name) {
+        return tp.contains(name) && tp[name].is_string() ? tp[name].get<std::string>() : "";
+      };
+      d.primary_thumbprint = thumbprint("primaryThumbprint");
+      d.secondary_thumbprint = thumbprint("secondaryThumbprint");
     }
   } else if (d.auth_type == "sas") {
     if (d.primary_key.empty()) d.primary_key = NewKey();
@@ -792,36 +790,30 @@ ServiceReply Hub::BulkDevicesUnchecked(const Json& body) {
   }
   Json errors = Json::array();
   for (const Json& entry : body) {
-    const std::string id = entry.is_object() ? entry.value("id", entry.value("deviceId", "")) : "";
-    std::string mode = entry.is_object() ? entry.value("importMode", "create") : "";
+    if (!entry.is_object()) return Error(400, 400004, "ArgumentInvalid", "bulk entries must be objects");
+    const std::string id = entry.value("id", entry.value("deviceId", ""));
+    const std::string etag = entry.value("eTag", "");
+    std::string mode = entry.value("importMode", "create");
     std::transform(mode.begin(), mode.end(), mode.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    Json device = entry;  // the entry is a device description plus the bulk fields
+    for (const char* bulk_field : {"id", "deviceId", "importMode", "eTag"}) device.erase(bulk_field);
     ServiceReply r;
     if (mode == "create") {
-      r = PutDevice(id,
-                    entry.contains("authentication") || entry.contains("status")
-                        ? Json{{"status", entry.value("status", "enabled")},
-                               {"authentication", entry.value("authentication", Json::object())}}
-                        : Json::object(),
-                    "");
-    } else if (mode == "update" || mode == "createorupdate" || mode == "updateifmatchetag") {
-      const std::string etag = mode == "updateifmatchetag" ? entry.value("eTag", "") : "*";
-      r = registry_->Find(id) || mode != "createorupdate"
-              ? PutDevice(id,
-                          Json{{"status", entry.value("status", "enabled")},
-                               {"authentication", entry.value("authentication", Json::object())}},
-                          etag)
-              : PutDevice(id, Json::object(), "");
+      r = PutDevice(id, device, "");
+    } else if (mode == "update" || mode == "updateifmatchetag") {
+      r = PutDevice(id, device, mode == "update" ? "*" : etag);
+    } else if (mode == "createorupdate") {
+      r = PutDevice(id, device, registry_->Find(id) ? "*" : "");
     } else if (mode == "delete" || mode == "deleteifmatchetag") {
-      r = DeleteDevice(id, mode == "delete" ? "*" : entry.value("eTag", ""));
+      r = DeleteDevice(id, mode == "delete" ? "*" : etag);
     } else {
       r = Error(400, 400004, "ArgumentInvalid", "unknown importMode '" + mode + "'");
     }
     if (r.status >= 400) {
-      const std::string message = r.body.value("Message", "");
       errors.push_back({{"deviceId", id},
-                        {"errorCode", message.substr(10, message.find(';') - 10)},
-                        {"errorStatus", message}});
+                        {"errorCode", r.headers["iothub-errorcode"]},
+                        {"errorStatus", r.body.value("Message", "")}});
     }
   }
   const bool ok = errors.empty();
