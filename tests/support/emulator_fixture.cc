@@ -227,6 +227,12 @@ DeviceClient::~DeviceClient() {
 void DeviceClient::NetworkLoop() {
   while (!stop_) {
     if (connect_requested_.exchange(false)) {
+      std::pair<std::string, std::string> credentials;
+      {
+        std::lock_guard lock(mutex_);
+        credentials = pending_credentials_;
+      }
+      mosquitto_username_pw_set(mosq_, credentials.first.c_str(), credentials.second.c_str());
       if (mosquitto_connect_async(mosq_, info_.host_name.c_str(), info_.mqtt_port,
                                   options_.keepalive) != MOSQ_ERR_SUCCESS) {
         std::lock_guard lock(mutex_);
@@ -247,10 +253,10 @@ int DeviceClient::Connect(std::chrono::milliseconds timeout) {
   const std::string password = options_.password.empty()
                                    ? DeviceToken(info_, device_id_, key_, options_.token_ttl_s)
                                    : options_.password;
-  mosquitto_username_pw_set(mosq_, username.c_str(), password.c_str());
   {
     std::lock_guard lock(mutex_);
     connack_ = -2;
+    pending_credentials_ = {username, password};
   }
   connect_requested_ = true;
   std::unique_lock lock(mutex_);

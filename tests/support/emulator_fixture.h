@@ -167,6 +167,7 @@ class DeviceClient {
   void NetworkLoop();
   std::atomic<bool> stop_{false};
   std::atomic<bool> connect_requested_{false};
+  std::pair<std::string, std::string> pending_credentials_;  // username, password; under mutex_
   std::thread network_;
 };
 
