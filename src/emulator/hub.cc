@@ -844,8 +844,16 @@ ServiceReply Hub::UpdateTwinUnchecked(const std::string& id, const Json& body,
     ++throttled_;
     return Error(429, 429001, "ThrottlingException", "Twin updates are throttled.");
   }
-  Device next = *d;
   const std::int64_t now = env_.wall.NowMs();
+  // A desired change notifies the device, a billable operation (§5).
+  const bool changes_desired = body.contains("properties") && body["properties"].is_object() &&
+                               body["properties"].contains("desired");
+  if (changes_desired && quota_.Exhausted(now)) {
+    ++quota_rejections_;
+    return Error(403, 403002, "IotHubQuotaExceeded",
+                 "Total number of messages on IotHub exceeded the allocated quota.");
+  }
+  Device next = *d;
   Json desired_patch;
   if (body.contains("tags") && !body["tags"].is_null()) {
     Status s = replace ? ReplaceTwinSection(next.tags, body["tags"], now, kTagLimits)
