@@ -73,7 +73,14 @@ sleep 1
 say "Watching telemetry arrive at the hub (GET /emulator/messages/stream)"
 curl -sSN --cacert "$ca" "https://localhost:$https/emulator/messages/stream?deviceId=thermostat" \
   -H "Authorization: $(sas localhost "$owner_key" iothubowner)" 2>/dev/null \
-  | sed -u -n 's/^data: /  [hub stored] /p' &
+  | node -e '
+      // One line per stored message: sequence, device, body, application properties.
+      require("readline").createInterface({ input: process.stdin }).on("line", (line) => {
+        if (!line.startsWith("data: ")) return;
+        const m = JSON.parse(line.slice(6));
+        const props = Object.entries(m.properties).map(([k, v]) => `${k}=${v}`).join(" ");
+        console.log(`  [hub stored] #${m.seq} from ${m.deviceId} at ${m.enqueuedTime}: ${m.body} ${props}`);
+      });' &
 pids+=($!)
 
 say "The thermostat reports a temperature every second for $seconds s"
@@ -88,7 +95,8 @@ for i in $(seq "$seconds"); do
   echo "{\"reading\":$i,\"temperature\":$temp}" >&3
   if [ "$i" = 3 ]; then
     say "Cloud sends a message to the display (POST /emulator/devices/display/messages)"
-    api POST /emulator/devices/display/messages '{"body":"display: hello from the cloud","properties":{"priority":"low"}}'; echo
+    api POST /emulator/devices/display/messages '{"body":"display: hello from the cloud","properties":{"priority":"low"}}' \
+      | sed 's/^/  [cloud] sent /'; echo
   fi
   if [ "$i" = 5 ]; then
     say "Cloud sets the display's desired brightness (PATCH /twins/display)"
@@ -100,5 +108,12 @@ done
 exec 3>&-
 sleep 1
 say "Hub counters (GET /emulator/stats)"
-api GET /emulator/stats; echo
+api GET /emulator/stats | node -e '
+  let text = ""; process.stdin.on("data", (d) => (text += d)).on("end", () => {
+    const stats = JSON.parse(text);
+    console.log(`  tier ${stats.tier}: ${stats.quota.used} of ${stats.quota.dailyMessages} messages used today`);
+    for (const [id, d] of Object.entries(stats.devices)) {
+      console.log(`  ${id}: ${d.d2cMessages} sent, ${d.c2dDelivered} cloud messages and ${d.desiredPushes} desired changes received`);
+    }
+  });'
 say "Demo finished: $seconds readings sent and stored."

@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <fstream>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -52,6 +54,19 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// The last `count` lines of mosquitto's log, to explain a failed start.
+std::string LogTail(const std::string& log_file, std::size_t count) {
+  std::ifstream in(log_file);
+  std::deque<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+    if (lines.size() > count) lines.pop_front();
+  }
+  std::string out;
+  for (const auto& line : lines) out += "\n  " + line;
+  return out;
+}
+
 // Waits for the plugin's "ready <port>" line; returns the HTTPS port or an error text.
 iothub::Result<int> AwaitReady(BrokerProcess& broker, const std::string& log_file) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -63,7 +78,8 @@ iothub::Result<int> AwaitReady(BrokerProcess& broker, const std::string& log_fil
       continue;
     }
     if (broker.control_fd() < 0 || broker.Exited()) {
-      return iothub::MakeError("Broker", "mosquitto exited during start-up; see " + log_file);
+      return iothub::MakeError("Broker", "mosquitto exited during start-up; the end of " + log_file +
+                                             ":" + LogTail(log_file, 6));
     }
   }
   return iothub::MakeError("Broker", "the hub did not become ready within 30 s; see " + log_file);
