@@ -495,8 +495,15 @@ TEST(EmulatorQuota, ExhaustedQuotaClosesDevicesAndResetsAtMidnight) {
   auto c2d = service.Request("POST", "/emulator/devices/meter/messages", Json{{"body", "x"}});
   EXPECT_EQ(c2d.status, 403);
   EXPECT_NE(c2d.text.find("IotHubQuotaExceeded"), std::string::npos);
-  EXPECT_EQ(service.Request("PATCH", "/twins/meter", Json{{"properties", {{"desired", {{"x", 1}}}}}}).status, 403);
-  EXPECT_EQ(service.Request("POST", "/twins/meter/methods", Json{{"methodName", "m"}, {"responseTimeoutInSeconds", 5}}).status, 403);
+  EXPECT_EQ(
+      service.Request("PATCH", "/twins/meter", Json{{"properties", {{"desired", {{"x", 1}}}}}})
+          .status,
+      403);
+  EXPECT_EQ(service
+                .Request("POST", "/twins/meter/methods",
+                         Json{{"methodName", "m"}, {"responseTimeoutInSeconds", 5}})
+                .status,
+            403);
   EXPECT_EQ(service.Request("PATCH", "/twins/meter", Json{{"tags", {{"x", 1}}}}).status, 200)
       << "tags are not billable";
   // Move the emulator's clock to just past the next 00:00 UTC.

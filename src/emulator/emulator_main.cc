@@ -14,8 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -78,8 +78,8 @@ iothub::Result<int> AwaitReady(BrokerProcess& broker, const std::string& log_fil
       continue;
     }
     if (broker.control_fd() < 0 || broker.Exited()) {
-      return iothub::MakeError("Broker", "mosquitto exited during start-up; the end of " + log_file +
-                                             ":" + LogTail(log_file, 6));
+      return iothub::MakeError("Broker", "mosquitto exited during start-up; the end of " +
+                                             log_file + ":" + LogTail(log_file, 6));
     }
   }
   return iothub::MakeError("Broker", "the hub did not become ready within 30 s; see " + log_file);

@@ -790,14 +790,16 @@ ServiceReply Hub::BulkDevicesUnchecked(const Json& body) {
   }
   Json errors = Json::array();
   for (const Json& entry : body) {
-    if (!entry.is_object()) return Error(400, 400004, "ArgumentInvalid", "bulk entries must be objects");
+    if (!entry.is_object())
+      return Error(400, 400004, "ArgumentInvalid", "bulk entries must be objects");
     const std::string id = entry.value("id", entry.value("deviceId", ""));
     const std::string etag = entry.value("eTag", "");
     std::string mode = entry.value("importMode", "create");
     std::transform(mode.begin(), mode.end(), mode.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     Json device = entry;  // the entry is a device description plus the bulk fields
-    for (const char* bulk_field : {"id", "deviceId", "importMode", "eTag"}) device.erase(bulk_field);
+    for (const char* bulk_field : {"id", "deviceId", "importMode", "eTag"})
+      device.erase(bulk_field);
     ServiceReply r;
     if (mode == "create") {
       r = PutDevice(id, device, "");
@@ -914,7 +916,7 @@ void Hub::InvokeMethodUnchecked(const std::string& id, const Json& body,
         Error(400, 400027, "ArgumentInvalid", "connectTimeoutInSeconds must be between 0 and 300"));
   }
   const std::string payload = body.contains("payload") ? body["payload"].dump() : "null";
-  if (payload.size() > 128 * 1024) {
+  if (payload.size() > 128UL * 1024) {
     return done(Error(413, 413001, "MessageTooLarge", "method payload exceeds 128 KB"));
   }
   if (!method_bucket_.TryTake(env_.steady.NowMs())) {

@@ -58,8 +58,8 @@ struct HubConfig {
   int units = 1;
   std::vector<SharedAccessPolicy> policies;
   std::size_t c2d_queue_limit = 50;
-  std::size_t c2d_max_bytes = 64 * 1024;
-  std::size_t d2c_max_bytes = 256 * 1024;
+  std::size_t c2d_max_bytes = 64UL * 1024;
+  std::size_t d2c_max_bytes = 256UL * 1024;
   std::int64_t c2d_default_ttl_ms = 3'600'000;
 };
 

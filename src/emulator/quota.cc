@@ -36,7 +36,7 @@ TierLimits LimitsFor(Tier tier, int units) {
     case Tier::kFree:
       return {8'000, 512, 100, 100, 50, 100, 100, 100, 20};
     case Tier::kS1:
-      return {400'000 * units,
+      return {400'000LL * units,
               4096,
               std::max(100.0, 12 * u),
               std::max(100.0, 10 * u),

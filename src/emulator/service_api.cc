@@ -142,7 +142,7 @@ void ServiceApi::Routes() {
     Send(res, *reply);
   };
 
-  auto registry_throttled = [this, on_broker](Response& res) {
+  auto registry_throttled = [this](Response& res) {
     auto allowed =
         bridge_.Call<bool>([this] { return hub_.AllowRegistryOperation(); }, kBrokerTimeout);
     if (allowed.value_or(false)) return false;

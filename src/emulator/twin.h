@@ -22,13 +22,13 @@ struct TwinSection {
 struct TwinLimits {
   // Measured as IoT Hub does: key lengths plus value sizes (strings by characters, numbers
   // 8 bytes, booleans 4), not as serialized JSON. Tags are limited to 8 KB (kTagLimits).
-  std::size_t max_section_bytes = 32 * 1024;
+  std::size_t max_section_bytes = 32UL * 1024;
   std::size_t max_key_bytes = 1024;
-  std::size_t max_string_bytes = 4 * 1024;
+  std::size_t max_string_bytes = 4UL * 1024;
   int max_depth = 10;
 };
 
-inline const TwinLimits kTagLimits{.max_section_bytes = 8 * 1024};
+inline const TwinLimits kTagLimits{.max_section_bytes = 8UL * 1024};
 
 // Checks a patch (or a full replacement) before it is applied: an object whose keys obey
 // the hub's rules (<= 1 KB, no '.', '$', space or control characters), strings <= 4 KB,
