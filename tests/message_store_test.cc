@@ -92,6 +92,19 @@ TEST(MessageStoreTest, RingForgetsTheOldestAtCapacity) {
   EXPECT_EQ(read.back().body, "5");
 }
 
+TEST(MessageStoreTest, ByteBudgetForgetsTheOldestButKeepsTheNewest) {
+  MessageStore store(100, 10);  // 100 messages or 10 body bytes
+  store.Append(Msg("d", "aaaa"));
+  store.Append(Msg("d", "bbbb"));
+  EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{1, 2}));  // 8 bytes: within budget
+  store.Append(Msg("d", "cccc"));                        // 12 bytes: the oldest goes
+  EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{2, 3}));
+  store.Append(Msg("d", std::string(50, 'x')));  // larger than the budget on its own
+  EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{4}));
+  store.Append(Msg("d", "e"));
+  EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{5}));
+}
+
 TEST(MessageStoreTest, SinceWithinAndBeforeTheForgottenWindow) {
   MessageStore store(3);
   for (int i = 1; i <= 7; ++i) store.Append(Msg("d", std::to_string(i)));  // keeps 5,6,7

@@ -46,7 +46,7 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       "plugin_opt_key_file {key}\n"
       "plugin_opt_tier {tier}\n"
       "plugin_opt_units {units}\n"
-      "plugin_opt_internal_port {internal}\n"
+      "plugin_opt_internal_socket {internal}\n"
       "plugin_opt_internal_secret {secret}\n"
       "plugin_opt_control_fd {fd}\n"
       "plugin_opt_message_capacity {capacity}\n"
@@ -60,15 +60,16 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       "keyfile {key}\n"
       "max_qos 1\n"
       "\n"
-      "# Internal: the plugin's own doorbell connection (loopback only, secret password).\n"
-      "listener {internal} 127.0.0.1\n"
+      "# Internal: the plugin's own doorbell connection. A Unix socket (mode 0770), so no\n"
+      "# device can reach it over the network or without TLS; it also needs a secret password.\n"
+      "listener 0 {internal}\n"
       "protocol mqtt\n",
       fmt::arg("user", ::geteuid() == 0 ? "root" : "mosquitto"), fmt::arg("state", s.state_dir),
       fmt::arg("stderr", s.verbose ? "log_dest stderr\n" : ""), fmt::arg("plugin", s.plugin_path),
       fmt::arg("host", s.host_name), fmt::arg("https", s.https_port),
       fmt::arg("bind", s.bind_address), fmt::arg("cert", s.cert_file), fmt::arg("key", s.key_file),
       fmt::arg("ca", s.ca_file), fmt::arg("tier", TierName(s.tier)), fmt::arg("units", s.units),
-      fmt::arg("internal", s.internal_port), fmt::arg("secret", s.internal_secret),
+      fmt::arg("internal", s.internal_socket), fmt::arg("secret", s.internal_secret),
       fmt::arg("fd", control_fd), fmt::arg("capacity", s.message_capacity),
       fmt::arg("offset", s.clock_offset_ms), fmt::arg("mqtt", s.mqtt_port));
   return conf;

@@ -22,7 +22,7 @@ struct BrokerSettings {
   std::string bind_address;
   int mqtt_port = 0;
   int https_port = 0;
-  int internal_port = 0;
+  std::string internal_socket;  // Unix socket of the doorbell listener
   std::string internal_secret;
   std::string ca_file;
   std::string cert_file;

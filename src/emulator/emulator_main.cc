@@ -163,9 +163,10 @@ int main(int argc, char** argv) {
       *port = *picked;
     }
   }
-  auto internal = iothub::emulator::PickFreePort("127.0.0.1");
-  if (!internal) return Fail(internal.error().message);
-  s.internal_port = *internal;
+  s.internal_socket = s.state_dir + "/internal.sock";
+  if (s.internal_socket.size() >= 100) {  // sun_path holds 108 bytes
+    s.internal_socket = "/tmp/iothub-emulator-" + Hex(iothub::RandomBytes(8)) + ".sock";
+  }
   s.internal_secret = Hex(iothub::RandomBytes(24));
   s.plugin_path = ExecutableDir() + "/iothub-emulator-plugin.so";
   if (const char* env = std::getenv("IOTHUB_MOSQUITTO")) s.mosquitto_path = env;

@@ -1,10 +1,8 @@
 #include "emulator/loop_bridge.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -46,21 +44,21 @@ Doorbell::~Doorbell() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Status Doorbell::Connect(int port, const std::string& client_id, const std::string& username,
-                         const std::string& password, int timeout_ms) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return MakeError("Doorbell", std::string("socket: ") + std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return MakeError("Doorbell",
-                     std::string("connect to internal listener: ") + std::strerror(errno));
+Status Doorbell::Connect(const std::string& socket_path, const std::string& client_id,
+                         const std::string& username, const std::string& password, int timeout_ms) {
+  sockaddr_un addr{};
+  if (socket_path.size() >= sizeof addr.sun_path) {
+    return MakeError("Doorbell", "internal socket path too long: " + socket_path);
   }
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return MakeError("Doorbell", std::string("socket: ") + std::strerror(errno));
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return MakeError("Doorbell", "connect to internal socket " + socket_path + ": " + why);
+  }
   std::string body;
   PutString(body, "MQTT");
   body += '\x04';  // protocol level 3.1.1

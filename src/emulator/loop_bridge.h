@@ -27,8 +27,8 @@ class Doorbell {
   Doorbell& operator=(const Doorbell&) = delete;
 
   // Connects and waits for CONNACK (blocking; must not run on the broker's thread).
-  Status Connect(int port, const std::string& client_id, const std::string& username,
-                 const std::string& password, int timeout_ms);
+  Status Connect(const std::string& socket_path, const std::string& client_id,
+                 const std::string& username, const std::string& password, int timeout_ms);
   void Ring();
 
  private:

@@ -13,8 +13,13 @@ std::uint64_t MessageStore::Append(StoredMessage message) {
     std::lock_guard lock(mutex_);
     seq = ++last_seq_;
     message.seq = seq;
+    bytes_ += message.body.size();
     messages_.push_back(std::move(message));
-    while (messages_.size() > capacity_) messages_.pop_front();
+    // Keep at least the newest message, however large.
+    while (messages_.size() > 1 && (messages_.size() > capacity_ || bytes_ > max_bytes_)) {
+      bytes_ -= messages_.front().body.size();
+      messages_.pop_front();
+    }
   }
   changed_.notify_all();
   return seq;

@@ -1,6 +1,6 @@
 // Device-to-cloud messages the hub received, kept for reading through the emulator's
-// /emulator/messages endpoints (docs/emulator-api.md). A bounded ring: the oldest messages
-// are forgotten first. Thread-safe: the broker thread appends, HTTP threads read and wait.
+// /emulator/messages endpoints (docs/emulator-api.md). Bounded by count and by bytes (a
+// message can be 256 KB): the oldest messages are forgotten first. Thread-safe: the broker thread appends, HTTP threads read and wait.
 #pragma once
 
 #include <condition_variable>
@@ -24,7 +24,8 @@ struct StoredMessage {
 
 class MessageStore {
  public:
-  explicit MessageStore(std::size_t capacity) : capacity_(capacity) {}
+  explicit MessageStore(std::size_t capacity, std::size_t max_bytes = 256UL << 20)
+      : capacity_(capacity), max_bytes_(max_bytes) {}
 
   std::uint64_t Append(StoredMessage message);
   // Messages with seq > `since`, oldest first, from `device_id` (all if empty), at most `limit`.
@@ -40,10 +41,12 @@ class MessageStore {
 
  private:
   const std::size_t capacity_;
+  const std::size_t max_bytes_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   std::deque<StoredMessage> messages_;
   std::uint64_t last_seq_ = 0;
+  std::size_t bytes_ = 0;  // bodies held
   bool closed_ = false;
 };
 

@@ -177,7 +177,7 @@ void StartServices(Plugin* plugin) {
       plugin->Notify("error " + port.error().message);
       return;
     }
-    Status bell = plugin->doorbell.Connect(plugin->options.internal_port,
+    Status bell = plugin->doorbell.Connect(plugin->options.internal_socket,
                                            kInternalUser + std::string("-bell"), kInternalUser,
                                            plugin->options.internal_secret, 5000);
     if (!bell) {

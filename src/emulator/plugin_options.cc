@@ -100,9 +100,12 @@ Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string
   o.cert_file = get("cert_file");
   o.key_file = get("key_file");
   o.internal_secret = get("internal_secret");
-  if (o.cert_file.empty() || o.key_file.empty() || o.internal_secret.empty()) {
+  o.internal_socket = get("internal_socket");
+  if (o.cert_file.empty() || o.key_file.empty() || o.internal_secret.empty() ||
+      o.internal_socket.empty()) {
     return MakeError("InvalidOption",
-                     "plugin options cert_file, key_file and internal_secret are required");
+                     "plugin options cert_file, key_file, internal_secret and internal_socket are "
+                     "required");
   }
   if (!get("tier").empty()) {
     auto tier = ParseTier(get("tier"));
@@ -111,16 +114,14 @@ Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string
   }
   auto units = ParseInt(raw, "units", 1, 1, 200);
   auto https = ParseInt(raw, "https_port", 0, 0, 65535);
-  auto internal = ParseInt(raw, "internal_port", 0, 1, 65535);
   auto fd = ParseInt(raw, "control_fd", -1, -1, 65535);
   auto capacity = ParseInt(raw, "message_capacity", 100'000, 1, 100'000'000);
   auto offset = ParseInt(raw, "clock_offset_ms", 0, 0, 1LL << 50);
-  for (const auto* r : {&units, &https, &internal, &fd, &capacity, &offset}) {
+  for (const auto* r : {&units, &https, &fd, &capacity, &offset}) {
     if (!*r) return r->error();
   }
   o.units = static_cast<int>(*units);
   o.https_port = static_cast<int>(*https);
-  o.internal_port = static_cast<int>(*internal);
   o.control_fd = static_cast<int>(*fd);
   o.message_capacity = static_cast<std::size_t>(*capacity);
   o.clock_offset_ms = *offset;

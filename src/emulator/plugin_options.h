@@ -23,7 +23,7 @@ struct PluginOptions {
   std::string key_file;
   Tier tier = Tier::kS1;
   int units = 1;
-  int internal_port = 0;
+  std::string internal_socket;
   std::string internal_secret;
   int control_fd = -1;
   std::size_t message_capacity = 100'000;
