@@ -97,7 +97,7 @@ TEST(MessageStoreTest, ByteBudgetForgetsTheOldestButKeepsTheNewest) {
   store.Append(Msg("d", "aaaa"));
   store.Append(Msg("d", "bbbb"));
   EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{1, 2}));  // 8 bytes: within budget
-  store.Append(Msg("d", "cccc"));                        // 12 bytes: the oldest goes
+  store.Append(Msg("d", "cccc"));                       // 12 bytes: the oldest goes
   EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{2, 3}));
   store.Append(Msg("d", std::string(50, 'x')));  // larger than the budget on its own
   EXPECT_EQ(Seqs(store.Read("", 0, 10)), (Seq{4}));
