@@ -136,6 +136,23 @@ TEST_F(EmulatorE2E, ForeignTopicsAndQos2CloseTheConnection) {
   EXPECT_EQ(stored.body["messages"].size(), 0u);
 }
 
+TEST_F(EmulatorE2E, AWillOnAnotherDevicesTopicIsDropped) {
+  ServiceClient service(info());
+  const std::string victim_id = Id("-victim");
+  DeviceClient victim(info(), victim_id, service.CreateDevice(victim_id));
+  ASSERT_EQ(victim.Connect(), 0);
+  ASSERT_EQ(victim.Subscribe("$iothub/methods/POST/#", 0), 0);
+  const std::string id = Id();
+  DeviceClient::Options forger;
+  forger.will_topic = "$iothub/methods/POST/reboot/?$rid=evil";
+  DeviceClient device(info(), id, service.CreateDevice(id), forger);
+  ASSERT_EQ(device.Connect(), 0);
+  EXPECT_FALSE(device.Publish("not/allowed", "x"));  // closed: the broker sends the will now
+  EXPECT_TRUE(device.WaitDisconnected());
+  EXPECT_FALSE(victim.WaitMessage([](auto&) { return true; }, 500ms))
+      << "a will may only use the device's own telemetry topic";
+}
+
 TEST_F(EmulatorE2E, SecondConnectionDropsTheFirst) {
   ServiceClient service(info());
   const std::string id = Id();
@@ -557,6 +574,9 @@ TEST(EmulatorRestart, BrokerDownFaultRefusesThenRecovers) {
   DeviceClient device(info, "phoenix", service.CreateDevice("phoenix"));
   ASSERT_EQ(device.Connect(), 0);
   ASSERT_EQ(device.Subscribe("devices/phoenix/messages/devicebound/#", 1), 1);
+  ASSERT_TRUE(device.Publish("devices/phoenix/messages/events/", "before"));
+  const Json used_before = service.Request("GET", "/emulator/stats").body["quota"]["used"];
+  ASSERT_EQ(used_before, 1);
   ASSERT_EQ(service.Request("POST", "/emulator/faults/broker-down", Json{{"seconds", 2}}).status,
             202);
   EXPECT_TRUE(device.WaitDisconnected(5s));
@@ -568,6 +588,8 @@ TEST(EmulatorRestart, BrokerDownFaultRefusesThenRecovers) {
     rc = device.Connect(2s);
   }
   ASSERT_EQ(rc, 0);
+  EXPECT_EQ(service.Request("GET", "/emulator/stats").body["quota"]["used"], used_before)
+      << "the day's quota count survives the restart";
   ASSERT_EQ(
       service.Request("POST", "/emulator/devices/phoenix/messages", Json{{"body", "back"}}).status,
       202);

@@ -950,6 +950,59 @@ TEST_F(HubTest, MethodRoundTrip) {
   EXPECT_EQ(Stats()["devices"]["dev1"]["methodCalls"], 1);
 }
 
+TEST_F(HubTest, HostileMethodResponsesAreRefusedNotParsed) {
+  const std::string key = CreateDevice("dev1");
+  Online(Conn(0), "dev1", key);
+  MethodCall deep;
+  MethodCall big;
+  hub().InvokeMethod("dev1", Json{{"methodName", "a"}}, deep.Callback());
+  hub().InvokeMethod("dev1", Json{{"methodName", "b"}}, big.Callback());
+  const auto out = broker_.Take();
+  ASSERT_EQ(out.size(), 2u);
+  // 200,000 nested arrays would overflow the stack when copied or printed.
+  const std::string nested = std::string(200'000, '[') + std::string(200'000, ']');
+  EXPECT_EQ(Pub(Conn(0), "dev1", "$iothub/methods/res/200/?$rid=" + Rid(out[0].topic), nested),
+            PublishVerdict::kAccept);
+  ASSERT_TRUE(deep.reply.has_value());
+  EXPECT_EQ(deep.reply->status, 400);
+  const std::string large = "\"" + std::string(128 * 1024 + 1, 'x') + "\"";
+  EXPECT_EQ(Pub(Conn(0), "dev1", "$iothub/methods/res/200/?$rid=" + Rid(out[1].topic), large),
+            PublishVerdict::kAccept);
+  ASSERT_TRUE(big.reply.has_value());
+  EXPECT_EQ(big.reply->status, 400);
+}
+
+TEST_F(HubTest, DeeplyNestedReportedPatchIsA400) {
+  const std::string key = CreateDevice("dev1");
+  Online(Conn(0), "dev1", key);
+  const std::string nested =
+      "{\"a\":" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  EXPECT_EQ(Pub(Conn(0), "dev1", "$iothub/twin/PATCH/properties/reported/?$rid=9", nested),
+            PublishVerdict::kAccept);
+  const auto out = broker_.Take();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].topic, "$iothub/twin/res/400/?$rid=9");
+}
+
+TEST_F(HubTest, MethodsAfterShutdownAnswerAtOnce) {
+  CreateDevice("dev1");
+  hub().Shutdown();
+  MethodCall call;
+  hub().InvokeMethod("dev1", Json{{"methodName", "a"}, {"connectTimeoutInSeconds", 30}},
+                     call.Callback());
+  ASSERT_TRUE(call.reply.has_value());
+  EXPECT_EQ(call.reply->status, 503);
+}
+
+TEST_F(HubTest, BulkIfMatchModesNeedAnETag) {
+  CreateDevice("dev1");
+  const ServiceReply r = hub().BulkDevices(Json::parse(
+      R"([{"id":"dev1","importMode":"deleteIfMatchETag"},{"id":"dev1","importMode":"UpdateIfMatchETag"}])"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["errors"].size(), 2u);
+  EXPECT_EQ(hub().GetDevice("dev1").status, 200) << "nothing was deleted";
+}
+
 TEST_F(HubTest, MethodResponsePayloadsThatAreEmptyOrNotJson) {
   const std::string key = CreateDevice("dev1");
   Online(Conn(0), "dev1", key);

@@ -27,6 +27,17 @@ class SystemClock final : public Clock {
   }
 };
 
+// Monotonic time (ms since an arbitrary start), unaffected by changes to the system time:
+// for timeouts, throttles and tick pacing. Thread-safe.
+class SteadyClock final : public Clock {
+ public:
+  std::int64_t NowMs() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
 // Another clock moved forward by an adjustable offset; the emulator's clock, which tests
 // advance to cross midnight or expire tokens in seconds. Thread-safe.
 class OffsetClock final : public Clock {

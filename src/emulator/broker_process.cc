@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -19,6 +20,16 @@ namespace iothub::emulator {
 namespace {
 constexpr int kChildControlFd = 3;
 }
+
+namespace {
+// "<day> <used>" as plugin options (nothing before the first restart).
+std::string QuotaLines(const std::string& quota) {
+  const auto space = quota.find(' ');
+  if (space == std::string::npos) return "";
+  return "plugin_opt_quota_day " + quota.substr(0, space) + "\nplugin_opt_quota_used " +
+         quota.substr(space + 1) + "\n";
+}
+}  // namespace
 
 std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
   std::string conf = fmt::format(
@@ -51,6 +62,7 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       "plugin_opt_control_fd {fd}\n"
       "plugin_opt_message_capacity {capacity}\n"
       "plugin_opt_clock_offset_ms {offset}\n"
+      "{quota}"
       "\n"
       "# Devices: MQTT 3.1.1 over TLS, QoS 0 and 1 only (a QoS 2 PUBLISH closes the connection).\n"
       "listener {mqtt} {bind}\n"
@@ -59,6 +71,9 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       "certfile {cert}\n"
       "keyfile {key}\n"
       "max_qos 1\n"
+      // 256 KB of message plus room for the topic and headers; mosquitto closes a connection
+      // announcing a larger packet before buffering it.
+      "max_packet_size 266240\n"
       "\n"
       "# Internal: the plugin's own doorbell connection. A Unix socket (mode 0770), so no\n"
       "# device can reach it over the network or without TLS; it also needs a secret password.\n"
@@ -71,7 +86,8 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       fmt::arg("ca", s.ca_file), fmt::arg("tier", TierName(s.tier)), fmt::arg("units", s.units),
       fmt::arg("internal", s.internal_socket), fmt::arg("secret", s.internal_secret),
       fmt::arg("fd", control_fd), fmt::arg("capacity", s.message_capacity),
-      fmt::arg("offset", s.clock_offset_ms), fmt::arg("mqtt", s.mqtt_port));
+      fmt::arg("offset", s.clock_offset_ms), fmt::arg("quota", QuotaLines(s.quota)),
+      fmt::arg("mqtt", s.mqtt_port));
   return conf;
 }
 
@@ -155,9 +171,9 @@ std::optional<std::string> BrokerProcess::ReadLine(int timeout_ms) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                           deadline - std::chrono::steady_clock::now())
                           .count();
-    if (left <= 0 || read_fd_ < 0) return std::nullopt;
-    pollfd pfd{read_fd_, POLLIN, 0};
-    const int ready = ::poll(&pfd, 1, static_cast<int>(left));
+    if (read_fd_ < 0) return std::nullopt;
+    pollfd pfd{read_fd_, POLLIN, 0};  // polled at least once, so a 0 timeout drains the pipe
+    const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<std::int64_t>(left, 0)));
     if (ready < 0 && errno == EINTR) return std::nullopt;  // a signal: let the caller look
     if (ready <= 0) return std::nullopt;
     char chunk[4096];

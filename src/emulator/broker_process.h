@@ -31,6 +31,7 @@ struct BrokerSettings {
   int units = 1;
   std::size_t message_capacity = 100'000;
   std::int64_t clock_offset_ms = 0;
+  std::string quota;  // "<day> <used>" from the previous broker, empty at first
   bool verbose = false;
 };
 

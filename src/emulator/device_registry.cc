@@ -1,5 +1,11 @@
 #include "emulator/device_registry.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
 #include "common/crypto.h"
 
 namespace iothub::emulator {
@@ -90,6 +96,13 @@ Device DeviceFromStorage(const Json& j) {
 
 Result<std::unique_ptr<DeviceRegistry>> DeviceRegistry::Open(const std::string& path) {
   sqlite3* db = nullptr;
+  // The database holds every device key: readable by its owner only (SQLite gives the -wal
+  // and -shm files the same mode).
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::fchmod(fd, 0600);
+    ::close(fd);
+  }
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
     std::string message = "cannot open registry database " + path + ": " +
                           (db ? sqlite3_errmsg(db) : "out of memory");
@@ -124,11 +137,16 @@ Status DeviceRegistry::Load() {
   while (sqlite3_step(stmt) == SQLITE_ROW) {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
     Json j = Json::parse(text ? text : "", nullptr, false);
-    if (j.is_discarded() || !j.contains("id")) {
+    Device d;
+    try {
+      if (j.is_discarded() || !j.contains("id")) throw std::invalid_argument("not a record");
+      d = DeviceFromStorage(j);  // throws on a member of the wrong type
+    } catch (const std::exception& e) {
       sqlite3_finalize(stmt);
-      return MakeError("StateDir", "registry database holds a corrupt device record");
+      return MakeError(
+          "StateDir",
+          std::string("registry database holds a corrupt device record (") + e.what() + ")");
     }
-    Device d = DeviceFromStorage(j);
     devices_[d.id] = std::move(d);
   }
   sqlite3_finalize(stmt);

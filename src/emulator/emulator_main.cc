@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(s.state_dir, ec);
   if (ec) return Fail("cannot create state dir " + s.state_dir + ": " + ec.message());
+  // Keys and tokens live here: owner only.
+  std::filesystem::permissions(s.state_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
   s.state_dir = std::filesystem::absolute(s.state_dir).lexically_normal().string();
   if (!s.state_dir.empty() && s.state_dir.back() == '/') s.state_dir.pop_back();
 
@@ -204,21 +207,27 @@ int main(int argc, char** argv) {
            ";SharedAccessKeyName=iothubowner;SharedAccessKey=" + owner_key}};
   std::cout << ready.dump() << std::endl;
 
+  // State the plugin hands over for its successor after a restart.
+  auto remember = [&s](const std::string& line) {
+    if (line.rfind("clock ", 0) == 0) s.clock_offset_ms = std::atoll(line.c_str() + 6);
+    if (line.rfind("quota ", 0) == 0) s.quota = line.substr(6);
+  };
   while (!g_stop) {
     auto line = broker.ReadLine(500);
-    if (line && line->rfind("clock ", 0) == 0) {
-      s.clock_offset_ms = std::atoll(line->c_str() + 6);
-    } else if (line && line->rfind("restart ", 0) == 0) {
+    if (line && line->rfind("restart ", 0) == 0) {
       const int seconds = std::atoi(line->c_str() + 8);
       std::cerr << "iothub-emulator: fault injected: broker down for " << seconds << " s\n";
       broker.Stop();
+      while (auto last = broker.ReadLine(0)) remember(*last);  // e.g. its final quota count
       const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
       while (!g_stop && std::chrono::steady_clock::now() < until) ::poll(nullptr, 0, 50);
       if (g_stop) break;
       if (Status restarted = broker.Start(s); !restarted) return Fail(restarted.error().message);
       if (auto again = AwaitReady(broker, log_file); !again) return Fail(again.error().message);
       std::cerr << "iothub-emulator: broker back up\n";
-    } else if (!line && (broker.control_fd() < 0 || broker.Exited())) {
+    } else if (line) {
+      remember(*line);
+    } else if (broker.control_fd() < 0 || broker.Exited()) {
       if (g_stop) break;
       return Fail("mosquitto stopped unexpectedly; see " + log_file);
     }

@@ -8,12 +8,14 @@
 #include "azure/property_bag.h"
 #include "azure/sas_token.h"
 #include "common/crypto.h"
+#include "common/json_depth.h"
 #include "common/url.h"
 
 namespace iothub::emulator {
 namespace {
 
 constexpr std::int64_t kDefaultMethodTimeoutS = 30;
+constexpr std::size_t kMaxMethodPayloadBytes = 128UL * 1024;
 
 std::string NewKey() { return Base64Encode(RandomBytes(32)); }
 
@@ -160,6 +162,7 @@ Hub::Hub(HubConfig config, std::unique_ptr<DeviceRegistry> registry, MessageStor
                       quota_.Limits().connections_per_second),
       c2d_bucket_(quota_.Limits().c2d_per_minute / 60.0, quota_.Limits().c2d_per_minute),
       method_bucket_(quota_.Limits().methods_per_second, quota_.Limits().methods_per_second) {
+  if (config_.quota_day >= 0) quota_.Restore(config_.quota_day, config_.quota_used);
   // Connection state is not durable: after a restart every device starts disconnected.
   for (const auto& [id, device] : registry_->All()) stats_[id];
 }
@@ -281,6 +284,7 @@ void Hub::OnUnsubscribe(const void* connection, const std::string& client_id,
 }
 
 void Hub::Shutdown() {
+  shutting_down_ = true;
   auto pending = std::move(methods_);
   methods_.clear();
   for (auto& [rid, p] : pending) {
@@ -379,6 +383,8 @@ PublishVerdict Hub::HandleTelemetry(Device& device, const TelemetryTopic& t,
   m.system_properties["iothub-enqueuedtime"] = FormatIsoTime(now);
   m.system_properties["iothub-message-source"] = "Telemetry";
   if (!device.model_id.empty()) m.system_properties["dt-dataschema"] = device.model_id;
+  // Each property is a JSON map node besides its text: count ~64 bytes of overhead for it.
+  m.footprint = size + 64 * (bag->size() + m.system_properties.size()) + 512;
   messages_.Append(std::move(m));
   auto& s = stats_[device.id];
   ++s.d2c_messages;
@@ -390,8 +396,9 @@ void Hub::TwinError(Device& device, const std::string& rid, int status, int code
                     const std::string& message) {
   if (!Subscribed(device, Subscription::kTwinResponses)) return;
   const Json body = {{"errorCode", code}, {"message", message}};
+  // `replace`: the message may quote a device-chosen key cut in the middle of a character.
   env_.broker.Publish(device.id, fmt::format("$iothub/twin/res/{}/?$rid={}", status, rid),
-                      body.dump(), 0);
+                      body.dump(-1, ' ', false, Json::error_handler_t::replace), 0);
 }
 
 PublishVerdict Hub::HandleTwinGet(Device& device, const std::string& rid) {
@@ -425,7 +432,8 @@ PublishVerdict Hub::HandleReportedPatch(Device& device, const std::string& rid,
     return PublishVerdict::kAccept;
   }
   if (!ChargeQuota(static_cast<std::int64_t>(payload.size()))) return PublishVerdict::kClose;
-  const Json patch = Json::parse(payload, nullptr, false);
+  const Json patch = JsonDepthWithin(payload, kMaxJsonDepth) ? Json::parse(payload, nullptr, false)
+                                                             : Json(Json::value_t::discarded);
   if (patch.is_discarded()) {
     TwinError(device, rid, 400, 400004, "Reported properties patch is not valid JSON");
     return PublishVerdict::kAccept;
@@ -456,11 +464,16 @@ PublishVerdict Hub::HandleMethodResponse(Device& device, const MethodResponseTop
   }
   (void)ChargeQuota(static_cast<std::int64_t>(payload.size()));
   ServiceReply reply;
+  auto done = std::move(it->second.done);
+  methods_.erase(it);
+  if (payload.size() > kMaxMethodPayloadBytes || !JsonDepthWithin(payload, kMaxJsonDepth)) {
+    done(Error(400, 400004, "BadDeviceResponse",
+               "the device's method response is larger than 128 KB or nested too deeply"));
+    return PublishVerdict::kAccept;
+  }
   Json parsed = payload.empty() ? Json(nullptr) : Json::parse(payload, nullptr, false);
   if (parsed.is_discarded()) parsed = payload;  // not JSON: passed on as a string
   reply.body = {{"status", t.status}, {"payload", std::move(parsed)}};
-  auto done = std::move(it->second.done);
-  methods_.erase(it);
   done(std::move(reply));
   return PublishVerdict::kAccept;
 }
@@ -569,6 +582,8 @@ void Hub::PushDesired(Device& device, const Json& patch) {
 }
 
 // ---- service side ----
+
+std::string Hub::QuotaSnapshot() const { return fmt::format("{} {}", quota_.day(), quota_.used()); }
 
 bool Hub::AllowRegistryOperation() {
   if (registry_bucket_.TryTake(env_.steady.NowMs())) return true;
@@ -803,6 +818,8 @@ ServiceReply Hub::BulkDevicesUnchecked(const Json& body) {
     ServiceReply r;
     if (mode == "create") {
       r = PutDevice(id, device, "");
+    } else if ((mode == "updateifmatchetag" || mode == "deleteifmatchetag") && etag.empty()) {
+      r = Error(400, 400004, "ArgumentInvalid", "importMode '" + mode + "' needs an eTag");
     } else if (mode == "update" || mode == "updateifmatchetag") {
       r = PutDevice(id, device, mode == "update" ? "*" : etag);
     } else if (mode == "createorupdate") {
@@ -892,6 +909,9 @@ ServiceReply Hub::UpdateTwinUnchecked(const std::string& id, const Json& body,
 
 void Hub::InvokeMethodUnchecked(const std::string& id, const Json& body,
                                 std::function<void(ServiceReply)>& done) {
+  if (shutting_down_) {
+    return done(Error(503, 503001, "ServiceUnavailable", "The hub is shutting down."));
+  }
   const Device* d = registry_->Find(id);
   if (d == nullptr) {
     return done(Error(404, 404001, "DeviceNotFound", "Device '" + id + "' is not registered."));
@@ -916,7 +936,7 @@ void Hub::InvokeMethodUnchecked(const std::string& id, const Json& body,
         Error(400, 400027, "ArgumentInvalid", "connectTimeoutInSeconds must be between 0 and 300"));
   }
   const std::string payload = body.contains("payload") ? body["payload"].dump() : "null";
-  if (payload.size() > 128UL * 1024) {
+  if (payload.size() > kMaxMethodPayloadBytes) {
     return done(Error(413, 413001, "MessageTooLarge", "method payload exceeds 128 KB"));
   }
   if (!method_bucket_.TryTake(env_.steady.NowMs())) {
@@ -970,6 +990,16 @@ ServiceReply Hub::SendCloudToDeviceUnchecked(const std::string& id, const Json& 
   if (size > config_.c2d_max_bytes) {
     return Error(413, 413001, "MessageTooLarge", "cloud-to-device messages are limited to 64 KB");
   }
+  std::int64_t ttl_ms = config_.c2d_default_ttl_ms;
+  if (body.contains("ttlSeconds")) {
+    // IoT Hub allows cloud-to-device TTLs up to two days.
+    if (!body["ttlSeconds"].is_number_integer() || body["ttlSeconds"].get<std::int64_t>() < 1 ||
+        body["ttlSeconds"].get<std::int64_t>() > 172'800) {
+      return Error(400, 400004, "ArgumentInvalid",
+                   "ttlSeconds must be an integer from 1 to 172800");
+    }
+    ttl_ms = body["ttlSeconds"].get<std::int64_t>() * 1000;
+  }
   auto& queue = c2d_[id];
   if (queue.size() >= config_.c2d_queue_limit) {
     return Error(403, 403004, "DeviceMaximumQueueDepthExceeded",
@@ -983,9 +1013,6 @@ ServiceReply Hub::SendCloudToDeviceUnchecked(const std::string& id, const Json& 
     return Error(403, 403002, "IotHubQuotaExceeded",
                  "Total number of messages on IotHub exceeded the allocated quota.");
   }
-  const std::int64_t ttl_ms = body.contains("ttlSeconds") && body["ttlSeconds"].is_number_integer()
-                                  ? body["ttlSeconds"].get<std::int64_t>() * 1000
-                                  : config_.c2d_default_ttl_ms;
   m.enqueued_ms = env_.wall.NowMs();
   m.expiry_ms = m.enqueued_ms + ttl_ms;
   const std::string mid = m.message_id;
@@ -1033,9 +1060,11 @@ ServiceReply Hub::Stats() {
 }
 
 ServiceReply Hub::AdvanceClockUnchecked(const Json& body) {
+  constexpr double kTenYears = 10.0 * 365 * 86400;
   if (!body.is_object() || !body.contains("seconds") || !body["seconds"].is_number() ||
-      body["seconds"].get<double>() < 0) {
-    return Error(400, 400004, "ArgumentInvalid", "expected {\"seconds\": <non-negative number>}");
+      body["seconds"].get<double>() < 0 || body["seconds"].get<double>() > kTenYears) {
+    return Error(400, 400004, "ArgumentInvalid",
+                 "expected {\"seconds\": <number from 0 to 315360000>}");
   }
   env_.advance_clock(static_cast<std::int64_t>(body["seconds"].get<double>() * 1000));
   OnTick();

@@ -61,6 +61,9 @@ struct HubConfig {
   std::size_t c2d_max_bytes = 64UL * 1024;
   std::size_t d2c_max_bytes = 256UL * 1024;
   std::int64_t c2d_default_ttl_ms = 3'600'000;
+  // Quota already used on `quota_day` (UTC day number), carried over a broker restart.
+  std::int64_t quota_day = -1;
+  std::int64_t quota_used = 0;
 };
 
 // What the hub is given to run: clocks, broker, and the process-level controls.
@@ -135,6 +138,8 @@ class Hub {
 
   // Registry operations are throttled per minute; false: answer 429.
   bool AllowRegistryOperation();
+  // "<day> <used>": the quota count, for the next broker after a restart.
+  std::string QuotaSnapshot() const;
   const HubConfig& config() const { return config_; }
 
  private:
@@ -237,6 +242,7 @@ class Hub {
   std::map<std::string, int> withhold_acks_;  // device -> publishes left to withhold ("" = all)
   std::int64_t quota_rejections_ = 0;
   std::int64_t throttled_ = 0;
+  bool shutting_down_ = false;
 };
 
 }  // namespace iothub::emulator

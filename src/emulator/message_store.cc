@@ -13,11 +13,12 @@ std::uint64_t MessageStore::Append(StoredMessage message) {
     std::lock_guard lock(mutex_);
     seq = ++last_seq_;
     message.seq = seq;
-    bytes_ += message.body.size();
+    if (message.footprint == 0) message.footprint = message.body.size();
+    bytes_ += message.footprint;
     messages_.push_back(std::move(message));
     // Keep at least the newest message, however large.
     while (messages_.size() > 1 && (messages_.size() > capacity_ || bytes_ > max_bytes_)) {
-      bytes_ -= messages_.front().body.size();
+      bytes_ -= messages_.front().footprint;
       messages_.pop_front();
     }
   }

@@ -1,6 +1,7 @@
 // Device-to-cloud messages the hub received, kept for reading through the emulator's
 // /emulator/messages endpoints (docs/emulator-api.md). Bounded by count and by bytes (a
-// message can be 256 KB): the oldest messages are forgotten first. Thread-safe: the broker thread appends, HTTP threads read and wait.
+// message can be 256 KB): the oldest messages are forgotten first. Thread-safe: the broker thread
+// appends, HTTP threads read and wait.
 #pragma once
 
 #include <condition_variable>
@@ -20,6 +21,9 @@ struct StoredMessage {
   std::string body;
   nlohmann::json properties = nlohmann::json::object();         // application properties
   nlohmann::json system_properties = nlohmann::json::object();  // message-id, iothub-*, ...
+  // Approximate memory held (body, property names and values, per-entry overhead); counted
+  // against the store's byte budget. The body size is used when left at 0.
+  std::size_t footprint = 0;
 };
 
 class MessageStore {

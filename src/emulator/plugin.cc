@@ -55,6 +55,7 @@ struct Plugin {
   PluginOptions options;
   mosquitto_plugin_id_t* id = nullptr;
   SystemClock system_clock;
+  SteadyClock steady_clock;
   OffsetClock wall{system_clock};
   MosquittoBroker broker;
   std::unique_ptr<MessageStore> messages;  // thread-safe
@@ -97,6 +98,9 @@ int OnBasicAuthImpl(void* event_data, void* userdata) {
   auto* ev = static_cast<mosquitto_evt_basic_auth*>(event_data);
   const std::string username = ev->username ? ev->username : "";
   const std::string password = ev->password ? ev->password : "";
+  if (ClientId(ev->client).rfind(kInternalUser, 0) == 0 && username != kInternalUser) {
+    return MOSQ_ERR_AUTH;  // the doorbell's client id is reserved: nobody may take it over
+  }
   if (username == kInternalUser) {
     if (password == plugin->options.internal_secret) {
       plugin->internal_client = ev->client;
@@ -133,10 +137,15 @@ int OnAclCheckImpl(void* event_data, void* userdata) {
     case MOSQ_ACL_UNSUBSCRIBE:
       plugin->hub->OnUnsubscribe(ev->client, ClientId(ev->client), ev->topic);
       return MOSQ_ERR_SUCCESS;
+    case MOSQ_ACL_WRITE:
+      // Also the only check mosquitto makes on a will (and on $CONTROL/ topics, which never
+      // reach OnMessage): anything but SUCCESS drops the will or closes the connection.
+      return std::holds_alternative<ForbiddenTopic>(
+                 ClassifyPublish(ClientId(ev->client), ev->topic))
+                 ? MOSQ_ERR_PROTOCOL
+                 : MOSQ_ERR_SUCCESS;
     default:
-      // Writes are judged in OnMessage (which sees the payload); reads are our own
-      // per-client publishes.
-      return MOSQ_ERR_SUCCESS;
+      return MOSQ_ERR_SUCCESS;  // reads: our own per-client publishes
   }
 }
 
@@ -193,7 +202,7 @@ int OnTickImpl(void*, void* userdata) {
   if (!plugin->started) StartServices(plugin);
   plugin->bridge->RunPending();  // fallback in case a doorbell ring was missed
   // The loop ticks after every batch of socket events; the hub's housekeeping needs less.
-  const std::int64_t now = plugin->system_clock.NowMs();
+  const std::int64_t now = plugin->steady_clock.NowMs();
   if (now - plugin->last_hub_tick_ms >= 20) {
     plugin->last_hub_tick_ms = now;
     plugin->hub->OnTick();
@@ -266,8 +275,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
   config.tier = plugin->options.tier;
   config.units = plugin->options.units;
   config.policies = plugin->options.policies;
+  config.quota_day = plugin->options.quota_day;
+  config.quota_used = plugin->options.quota_used;
   HubEnvironment env{
-      plugin->wall, plugin->system_clock, plugin->broker,
+      plugin->wall, plugin->steady_clock, plugin->broker,
       [raw_plugin](std::int64_t ms) {
         raw_plugin->wall.Advance(ms);
         raw_plugin->Notify(fmt::format("clock {}", raw_plugin->wall.OffsetMs()));
@@ -298,7 +309,8 @@ int mosquitto_plugin_cleanup(void* userdata, struct mosquitto_opt*, int) {
   std::unique_ptr<Plugin> plugin(static_cast<Plugin*>(userdata));
   if (plugin->startup.joinable()) plugin->startup.join();
   plugin->hub->Shutdown();
-  plugin->messages->Close();  // ends live message streams
+  plugin->Notify("quota " + plugin->hub->QuotaSnapshot());  // the launcher hands it on
+  plugin->messages->Close();                                // ends live message streams
   // HTTP workers may be waiting for the broker thread (this one): keep serving the bridge
   // until the server has stopped.
   std::atomic<bool> stopped{false};

@@ -78,11 +78,17 @@ Result<std::vector<SharedAccessPolicy>> LoadOrCreatePolicies(const std::string& 
   }
   std::vector<SharedAccessPolicy> out;
   for (const Json& p : j["policies"]) {
-    if (!p.is_object() || !p.contains("name") || !p.contains("primaryKey")) {
-      return MakeError("StateDir", path + " has a policy without name or primaryKey");
+    const bool valid = p.is_object() && p.contains("name") && p["name"].is_string() &&
+                       p.contains("primaryKey") && p["primaryKey"].is_string() &&
+                       p.value("secondaryKey", Json("")).is_string() &&
+                       p.value("rights", Json(0)).is_number_unsigned();
+    if (!valid) {
+      return MakeError("StateDir", path +
+                                       " has a malformed policy (name, primaryKey, "
+                                       "secondaryKey must be strings, rights a number)");
     }
-    out.push_back({p.value("name", ""), p.value("primaryKey", ""), p.value("secondaryKey", ""),
-                   p.value("rights", 0U)});
+    out.push_back({p["name"].get<std::string>(), p["primaryKey"].get<std::string>(),
+                   p.value("secondaryKey", ""), p.value("rights", 0U)});
   }
   return out;
 }
@@ -117,7 +123,9 @@ Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string
   auto fd = ParseInt(raw, "control_fd", -1, -1, 65535);
   auto capacity = ParseInt(raw, "message_capacity", 100'000, 1, 100'000'000);
   auto offset = ParseInt(raw, "clock_offset_ms", 0, 0, 1LL << 50);
-  for (const auto* r : {&units, &https, &fd, &capacity, &offset}) {
+  auto quota_day = ParseInt(raw, "quota_day", -1, -1, 1LL << 40);
+  auto quota_used = ParseInt(raw, "quota_used", 0, 0, 1LL << 50);
+  for (const auto* r : {&units, &https, &fd, &capacity, &offset, &quota_day, &quota_used}) {
     if (!*r) return r->error();
   }
   o.units = static_cast<int>(*units);
@@ -125,6 +133,8 @@ Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string
   o.control_fd = static_cast<int>(*fd);
   o.message_capacity = static_cast<std::size_t>(*capacity);
   o.clock_offset_ms = *offset;
+  o.quota_day = *quota_day;
+  o.quota_used = *quota_used;
   auto policies = LoadOrCreatePolicies(o.state_dir);
   if (!policies) return policies.error();
   o.policies = std::move(policies).value();

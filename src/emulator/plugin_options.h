@@ -28,6 +28,8 @@ struct PluginOptions {
   int control_fd = -1;
   std::size_t message_capacity = 100'000;
   std::int64_t clock_offset_ms = 0;
+  std::int64_t quota_day = -1;
+  std::int64_t quota_used = 0;
   std::vector<SharedAccessPolicy> policies;
 };
 

@@ -59,6 +59,13 @@ class DailyQuota {
   std::int64_t Total() const { return limits_.daily_messages; }
   std::int64_t ChunkBytes() const { return limits_.chunk_bytes; }
   std::int64_t ResetsAtMs(std::int64_t now_ms) const;
+  // The count as it stands, and a way to carry it over a broker restart.
+  std::int64_t day() const { return day_; }
+  std::int64_t used() const { return used_; }
+  void Restore(std::int64_t day, std::int64_t used) {
+    day_ = day;
+    used_ = used;
+  }
   const TierLimits& Limits() const { return limits_; }
   Tier tier() const { return tier_; }
   int units() const { return units_; }

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "azure/sas_token.h"
+#include "common/json_depth.h"
 #include "common/url.h"
 
 namespace iothub::emulator {
@@ -14,6 +15,29 @@ using httplib::Request;
 using httplib::Response;
 
 constexpr auto kBrokerTimeout = std::chrono::seconds(10);
+constexpr int kWorkers = 96;
+constexpr int kMaxStreams = 16;
+constexpr int kMaxInvocations = 48;
+
+// Counts one long-running request against `counter` while it lives; `admitted` is false
+// (and nothing is counted) when the cap was already reached.
+class Slot {
+ public:
+  Slot(std::atomic<int>& counter, int cap) : counter_(counter) {
+    admitted_ = ++counter_ <= cap;
+    if (!admitted_) --counter_;
+  }
+  ~Slot() {
+    if (admitted_) --counter_;
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
+  bool admitted() const { return admitted_; }
+
+ private:
+  std::atomic<int>& counter_;
+  bool admitted_ = false;
+};
 
 void Send(Response& res, const ServiceReply& reply) {
   res.status = reply.status;
@@ -60,7 +84,7 @@ Result<int> ServiceApi::Start() {
                                   options_.key_file);
   }
   // Method invocations hold a worker for up to 5 minutes; keep plenty.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(64); };
+  server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkers); };
   // Idle keep-alive connections hold a worker until this timeout, and stopping the server
   // waits for them: keep it short (httplib's default) so shutdown and broker-down are prompt.
   server_->set_keep_alive_timeout(5);
@@ -124,9 +148,11 @@ void ServiceApi::Routes() {
       *out = Json::object();
       return true;
     }
-    *out = Json::parse(req.body, nullptr, false);
+    *out = JsonDepthWithin(req.body, kMaxJsonDepth) ? Json::parse(req.body, nullptr, false)
+                                                    : Json(Json::value_t::discarded);
     if (out->is_discarded()) {
-      SendError(res, 400, 400004, "ArgumentInvalid", "request body is not valid JSON", wall_);
+      SendError(res, 400, 400004, "ArgumentInvalid",
+                "request body is not valid JSON (or nested deeper than 64 levels)", wall_);
       return false;
     }
     return true;
@@ -204,6 +230,12 @@ void ServiceApi::Routes() {
   s.Post("/twins/" + kId + "/methods", [=, this](const Request& req, Response& res) {
     Json body;
     if (!authorize(req, res, kServiceConnect) || !body_json(req, res, &body)) return;
+    Slot slot(invocations_, kMaxInvocations);
+    if (!slot.admitted()) {
+      SendError(res, 503, 503001, "ServiceUnavailable", "too many method invocations in flight",
+                wall_);
+      return;
+    }
     auto promise = std::make_shared<std::promise<ServiceReply>>();
     auto future = promise->get_future();
     bridge_.Post([this, promise, id = std::string(req.matches[1]), body] {
@@ -228,22 +260,32 @@ void ServiceApi::Routes() {
           std::strtoul(req.get_param_value("limit").c_str(), nullptr, 10), 1, 10000);
     Json list = Json::array();
     std::uint64_t next = since;
+    // Read the newest seq first: a message appended meanwhile then lands after `next`,
+    // never before it (which would hide it from the next poll).
+    const std::uint64_t newest = messages_.LastSeq();
     for (const auto& m : messages_.Read(device, since, limit)) {
       list.push_back(MessageToJson(m));
       next = m.seq;
     }
-    if (list.size() < limit) next = std::max(next, messages_.LastSeq());
+    if (list.size() < limit) next = std::max(next, newest);
     Send(res, ServiceReply{200, {{"messages", std::move(list)}, {"next", next}}, {}});
   });
   s.Get("/emulator/messages/stream", [=, this](const Request& req, Response& res) {
     if (!authorize(req, res, kServiceConnect)) return;
+    auto slot = std::make_shared<Slot>(streams_, kMaxStreams);  // shared: lives with the stream
+    if (!slot->admitted()) {
+      SendError(res, 503, 503001, "ServiceUnavailable",
+                "too many live message streams (at most 16)", wall_);
+      return;
+    }
     const std::string device = req.get_param_value("deviceId");
     auto cursor = std::make_shared<std::uint64_t>(
         req.has_param("since") ? std::strtoull(req.get_param_value("since").c_str(), nullptr, 10)
                                : messages_.LastSeq());
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
-        "text/event-stream", [this, device, cursor](std::size_t, httplib::DataSink& sink) {
+        "text/event-stream",
+        [this, device, cursor](std::size_t, httplib::DataSink& sink) {
           const auto batch = messages_.Read(device, *cursor, 500);
           std::string out;
           for (const auto& m : batch) {
@@ -261,7 +303,8 @@ void ServiceApi::Routes() {
           }
           if (!out.empty() && !sink.write(out.data(), out.size())) return false;
           return sink.is_writable() && !messages_.closed();
-        });
+        },
+        [slot](bool) {});  // releases the stream slot when the stream ends
   });
   s.Post("/emulator/devices/" + kId + "/messages", [=, this](const Request& req, Response& res) {
     Json body;

@@ -4,6 +4,7 @@
 // thread through the LoopBridge. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,6 +52,10 @@ class ServiceApi {
   MessageStore& messages_;
   const Clock& wall_;
   SystemClock real_clock_;
+  // Live streams and method calls each hold a worker for long: cap them so they cannot
+  // starve the rest of the API (answer 503 above the cap).
+  std::atomic<int> streams_{0};
+  std::atomic<int> invocations_{0};
   std::unique_ptr<httplib::SSLServer> server_;
   std::thread thread_;
 };

@@ -214,6 +214,9 @@ DeviceClient::DeviceClient(const EmulatorInfo& info, std::string device_id, std:
   mosquitto_tls_set(mosq_, info_.ca_file.c_str(), nullptr, nullptr, nullptr, nullptr);
   mosquitto_max_inflight_messages_set(mosq_, 0);  // unlimited: benchmarks keep a window themselves
   mosquitto_threaded_set(mosq_, true);            // publishes come from the test thread
+  if (!options_.will_topic.empty()) {
+    mosquitto_will_set(mosq_, options_.will_topic.c_str(), 4, "will", 1, true);
+  }
   network_ = std::thread([this] { NetworkLoop(); });
 }
 

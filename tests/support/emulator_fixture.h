@@ -112,9 +112,10 @@ class DeviceClient {
     bool clean_session = false;
     int keepalive = 60;
     std::int64_t token_ttl_s = 3600;
-    std::string password;   // overrides the generated token when set
-    std::string username;   // overrides the generated username when set
-    std::string client_id;  // overrides the device id when set
+    std::string password;    // overrides the generated token when set
+    std::string username;    // overrides the generated username when set
+    std::string client_id;   // overrides the device id when set
+    std::string will_topic;  // a retained will with payload "will" when set
   };
   DeviceClient(const EmulatorInfo& info, std::string device_id, std::string key);
   DeviceClient(const EmulatorInfo& info, std::string device_id, std::string key, Options options);

@@ -1,0 +1,37 @@
+// A guard against hostile JSON: nlohmann's copy, dump and compare recurse per nesting level,
+// so a document of 200,000 '[' overflows the stack. Check the text before parsing it.
+// Thread-safe (pure function).
+#pragma once
+
+#include <string_view>
+
+namespace iothub {
+
+// True when `text` never nests arrays/objects deeper than `max_depth` (strings are skipped,
+// escapes honoured). Says nothing else about validity.
+inline bool JsonDepthWithin(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+// Deeper than any document IoT Hub accepts (twins allow 10 levels) yet far from the stack.
+inline constexpr int kMaxJsonDepth = 64;
+
+}  // namespace iothub
