@@ -19,26 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "common/openssl_ptr.h"
+
 namespace iothub::emulator {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using SslCtxPtr = std::unique_ptr<SSL_CTX, Deleter<SSL_CTX_free>>;
-using SslPtr = std::unique_ptr<SSL, Deleter<SSL_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
-using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
 
 const std::vector<std::string> kNames = {"localhost", "iothub.local"};
 const std::vector<std::string> kAddresses = {"127.0.0.1", "::1"};

@@ -25,6 +25,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/openssl_ptr.h"
+
 namespace iothub::emulator {
 namespace {
 
@@ -42,25 +44,6 @@ constexpr long kBackdateSeconds = 3600;
 // The X.520 upper bound for a commonName; a longer name only appears in the SAN.
 constexpr std::size_t kMaxCommonNameLength = 64;
 constexpr std::size_t kMaxDnsNameLength = 253;
-
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
-using ExtensionPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
-using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, Deleter<GENERAL_NAME_free>>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES_free>>;
-using Ia5StringPtr = std::unique_ptr<ASN1_IA5STRING, Deleter<ASN1_IA5STRING_free>>;
-using OctetStringPtr = std::unique_ptr<ASN1_OCTET_STRING, Deleter<ASN1_OCTET_STRING_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
-using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
 
 // Owns a file descriptor; closing it also drops any flock held through it.
 class UniqueFd {
