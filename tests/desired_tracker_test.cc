@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/json_merge_patch.h"
+
 namespace iothub::azure {
 namespace {
 

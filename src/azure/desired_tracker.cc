@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/json_merge_patch.h"
+
 namespace iothub::azure {
 namespace {
 
@@ -21,51 +23,7 @@ std::optional<std::int64_t> VersionOf(const Json& section) {
   return section["$version"].get<std::int64_t>();
 }
 
-void ApplyMergePatch(Json& target, const Json& patch) {
-  for (const auto& [key, value] : patch.items()) {
-    if (value.is_null()) {
-      target.erase(key);
-    } else if (value.is_object()) {
-      Json& child = target[key];
-      if (!child.is_object()) child = Json::object();
-      ApplyMergePatch(child, value);
-    } else {
-      target[key] = value;
-    }
-  }
-}
-
-// One merge patch with the effect of `first` then `second` (a null in `second` stays a
-// deletion, it does not vanish).
-void ComposePatch(Json& first, const Json& second) {
-  for (const auto& [key, value] : second.items()) {
-    if (value.is_object() && first.contains(key) && first[key].is_object()) {
-      ComposePatch(first[key], value);
-    } else {
-      first[key] = value;
-    }
-  }
-}
-
 }  // namespace
-
-Json MergeDiff(const Json& from, const Json& to) {
-  Json patch = Json::object();
-  if (from.is_object()) {
-    for (const auto& [key, value] : from.items()) {
-      if (!to.contains(key)) patch[key] = nullptr;
-    }
-  }
-  for (const auto& [key, value] : to.items()) {
-    const bool had = from.is_object() && from.contains(key);
-    if (!had) {
-      patch[key] = value;
-    } else if (from[key] != value) {
-      patch[key] = value.is_object() && from[key].is_object() ? MergeDiff(from[key], value) : value;
-    }
-  }
-  return patch;
-}
 
 std::optional<DesiredTracker::Change> DesiredTracker::OnFullDocument(const Json& desired) {
   const auto version = VersionOf(desired);
@@ -79,7 +37,7 @@ std::optional<DesiredTracker::Change> DesiredTracker::OnFullDocument(const Json&
   // Buffered patches beyond the document are applied by the next OnPatch/drain; report the
   // document's change now and fold in whatever is contiguous.
   for (Change& more : DrainBuffered()) {
-    ComposePatch(change.patch, more.patch);
+    ComposeMergePatch(change.patch, more.patch);
     change.version = more.version;
   }
   return change;

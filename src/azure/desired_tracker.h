@@ -15,9 +15,6 @@ namespace iothub::azure {
 
 using Json = nlohmann::json;
 
-// The RFC 7396 merge patch that turns `from` into `to` (members removed become null).
-Json MergeDiff(const Json& from, const Json& to);
-
 class DesiredTracker {
  public:
   // A change to act on: a merge patch of desired properties (without "$version"/"$metadata")

@@ -159,12 +159,10 @@ int main(int argc, char** argv) {
   }
   if (owner_key.empty()) return Fail(s.state_dir + "/policies.json has no iothubowner policy");
 
-  for (int* port : {&s.mqtt_port}) {
-    if (*port == 0) {
-      auto picked = iothub::emulator::PickFreePort(s.bind_address);
-      if (!picked) return Fail(picked.error().message);
-      *port = *picked;
-    }
+  if (s.mqtt_port == 0) {  // mosquitto cannot report a port it picked: pick one for it
+    auto picked = iothub::emulator::PickFreePort(s.bind_address);
+    if (!picked) return Fail(picked.error().message);
+    s.mqtt_port = *picked;
   }
   s.internal_socket = s.state_dir + "/internal.sock";
   if (s.internal_socket.size() >= 100) {  // sun_path holds 108 bytes

@@ -300,7 +300,7 @@ void Hub::OnDisconnect(const void* connection, const std::string& client_id) {
   }
 }
 
-void Hub::CloseDevice(const std::string& device_id, const char* /*reason*/) {
+void Hub::CloseDevice(const std::string& device_id) {
   ++stats_[device_id].closed_by_hub;
   env_.broker.Kick(device_id);
 }
@@ -493,7 +493,7 @@ void Hub::OnTick() {
   for (const auto& id : expired) {
     // §2: a live connection is closed when its token expires.
     sessions_.erase(id);
-    CloseDevice(id, "token expired");
+    CloseDevice(id);
   }
   for (const auto& id : flush) {
     if (!sessions_.count(id)) continue;
@@ -758,7 +758,7 @@ ServiceReply Hub::PutDeviceUnchecked(const std::string& id, const Json& body,
   if (!saved) return Error(500, 500001, "ServerError", saved.error().message);
   if (disabled_now && sessions_.count(id)) {
     sessions_.erase(id);
-    CloseDevice(id, "device disabled");
+    CloseDevice(id);
   }
   return ServiceReply{200, DeviceJson(*registry_->Find(id)), {}};
 }
@@ -1080,7 +1080,7 @@ ServiceReply Hub::FaultUnchecked(const std::string& kind, const Json& body) {
       return Error(404, 404103, "DeviceNotOnline", "Device '" + device + "' is not connected.");
     }
     sessions_.erase(device);
-    CloseDevice(device, "kicked");
+    CloseDevice(device);
     return ServiceReply{200, {{"kicked", device}}, {}};
   }
   const double seconds = body.value("seconds", 0.0);

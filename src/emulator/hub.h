@@ -185,7 +185,7 @@ class Hub {
 
   Session* SessionFor(const void* connection, const std::string& client_id);
   bool Subscribed(const Device& device, Subscription s) const;
-  void CloseDevice(const std::string& device_id, const char* reason);
+  void CloseDevice(const std::string& device_id);
   PublishVerdict HandleTelemetry(Device& device, const TelemetryTopic& t,
                                  const std::string& payload, bool retain);
   PublishVerdict HandleTwinGet(Device& device, const std::string& rid);

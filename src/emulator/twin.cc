@@ -1,6 +1,7 @@
 #include "emulator/twin.h"
 
 #include "common/clock.h"
+#include "common/json_merge_patch.h"
 
 namespace iothub::emulator {
 namespace {
@@ -50,20 +51,6 @@ Status ValidateValue(const Json& value, const TwinLimits& limits, int depth) {
                    " bytes");
   }
   return Ok{};
-}
-
-void MergePatch(Json& target, const Json& patch) {
-  for (const auto& [key, value] : patch.items()) {
-    if (value.is_null()) {
-      target.erase(key);
-    } else if (value.is_object()) {
-      Json& child = target[key];
-      if (!child.is_object()) child = Json::object();
-      MergePatch(child, value);
-    } else {
-      target[key] = value;
-    }
-  }
 }
 
 // Characters of a UTF-8 string, not counting C0/C1 control characters (Microsoft's rule).
@@ -121,7 +108,7 @@ Status ApplyTwinPatch(TwinSection& section, const Json& patch, std::int64_t now_
   Status valid = ValidateTwinPatch(patch, limits);
   if (!valid) return valid;
   Json next = section.values;
-  MergePatch(next, patch);
+  ApplyMergePatch(next, patch);
   Status sized = CheckSize(next, limits);
   if (!sized) return sized;
   section.values = std::move(next);
