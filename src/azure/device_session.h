@@ -1,0 +1,275 @@
+// One device's connection to IoT Hub over MQTT 3.1.1 (shared/reference/azure-iothub.md §3):
+// telemetry with a bounded in-flight window, cloud-to-device messages, the twin (GET, reported
+// patches, desired properties in version order) and direct methods, kept alive tirelessly:
+// SAS renewal before expiry, reconnects with capped jittered backoff, and a distinct state
+// when the daily quota is exhausted (§5), which resumes at 00:00 UTC.
+//
+// Delivery contract: a telemetry message accepted by Send() stays queued until the hub
+// acknowledges it, across reconnects and renewals; after a connection ends with messages
+// unacknowledged they are sent again with the same message id ($.mid), so a consumer that
+// deduplicates on message id sees each exactly once.
+//
+// Not thread-safe: the session, its listener callbacks and the MqttConnector all live on one
+// EventLoop thread. Hundreds of sessions can share that loop and one ConnectPacer.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "azure/connect_pacer.h"
+#include "azure/desired_tracker.h"
+#include "azure/mqtt_connection.h"
+#include "azure/property_bag.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/random.h"
+#include "common/result.h"
+
+namespace iothub::azure {
+
+using Json = nlohmann::json;
+
+inline constexpr std::string_view kApiVersion = "2021-04-12";
+// The DeviceClientType the hub sees (shown in its metrics and logs).
+inline constexpr std::string_view kClientType = "iothub-connector/0.1.0";
+// §3: a message's body plus its property names and values.
+inline constexpr std::size_t kMaxTelemetryBytes = std::size_t{256} * 1024;
+
+struct DeviceSessionConfig {
+  std::string host_name;     // the hub: SAS resource, MQTT username and TLS name
+  std::string connect_host;  // where to connect; empty: host_name
+  int port = 8883;
+  std::string device_id;
+  std::string key;        // base64 device key: tokens are made and renewed from it
+  std::string sas_token;  // or a fixed token (cannot be renewed: the session stops at expiry)
+  std::string model_id;   // IoT Plug and Play model id (dtmi:...), optional
+  int keepalive_s = 120;
+  std::int64_t connect_timeout_ms = 15'000;  // TCP + TLS + CONNACK
+  std::int64_t token_ttl_s = 3600;
+  double renew_at = 0.8;            // renew when this fraction of the token's life has passed
+  std::size_t max_in_flight = 16;   // unacknowledged telemetry publishes at once
+  std::size_t max_queued = 10'000;  // telemetry waiting or in flight; Send() refuses beyond
+  std::int64_t puback_timeout_ms = 60'000;  // then the connection is considered dead
+  std::int64_t twin_timeout_ms = 30'000;
+  std::int64_t drain_timeout_ms = 5'000;  // renewal waits this long for acknowledgements
+  std::int64_t stable_after_ms = 10'000;  // a connection this old resets the backoff
+  BackoffPolicy reconnect{1'000, 60'000, 2.0, 0.5};
+  std::int64_t throttled_floor_ms = 30'000;  // backoff floor after the hub throttled us
+  // Connections in a row closed by the hub right after a billable operation with nothing
+  // acknowledged before the session calls the quota exhausted (§5).
+  int quota_strikes = 3;
+  // While exhausted, try again at 00:00 UTC or after this long, whichever comes first (so a
+  // misread never stalls a device for a day).
+  std::int64_t quota_probe_ms = std::int64_t{30} * 60'000;
+  std::size_t max_cloud_message_bytes = std::size_t{256} * 1024;  // larger deliveries are dropped
+};
+
+enum class SessionState {
+  kStopped,     // not started, or Stop() called
+  kConnecting,  // waiting for a pacer slot, TCP/TLS, or the CONNACK
+  kConnected,
+  kBackingOff,      // waiting to reconnect after a failure
+  kQuotaExhausted,  // the hub's daily quota is used up; waiting for 00:00 UTC
+  kRefused,         // the hub refused the credentials; retrying slowly
+};
+std::string_view ToString(SessionState state);
+
+struct TelemetryMessage {
+  std::string body;
+  PropertyBag properties;        // application properties (no "$." names)
+  std::string message_id;        // generated when empty
+  std::string content_type;      // e.g. "application/json"
+  std::string content_encoding;  // e.g. "utf-8"
+  std::string component;         // IoT Plug and Play component ($.sub)
+};
+
+struct CloudMessage {
+  std::string body;
+  PropertyBag properties;  // system ("$.mid", "$.to", ...) and application properties
+  std::string message_id;
+};
+
+struct MethodRequest {
+  std::string name;
+  std::string request_id;  // $rid, needed for the response
+  std::string payload;     // JSON text (may be empty)
+};
+
+struct SessionCounters {
+  std::int64_t connects = 0;  // CONNACK 0 received
+  std::int64_t connection_losses = 0;
+  std::int64_t renewals = 0;
+  std::int64_t sent = 0;       // telemetry publishes, including resends
+  std::int64_t resent = 0;     // of which resends of an unacknowledged message
+  std::int64_t delivered = 0;  // acknowledged telemetry
+  std::int64_t cloud_messages = 0;
+  std::int64_t duplicate_cloud_messages = 0;  // redeliveries dropped by message id
+  std::int64_t problems = 0;                  // garbage from the hub, reported to OnProblem
+  std::int64_t throttled = 0;
+};
+
+// What a session tells its owner. All callbacks run on the loop thread; they may call the
+// session back (Send, Respond...), but must not destroy it.
+class SessionListener {
+ public:
+  virtual ~SessionListener() = default;
+  // `detail` says why (e.g. the connection error, or when the quota resumes).
+  virtual void OnState(SessionState /*state*/, std::string_view /*detail*/) {}
+  virtual void OnDelivered(std::string_view /*message_id*/) {}
+  virtual void OnCloudMessage(const CloudMessage& /*message*/) {}
+  // Desired properties changed: a merge patch, in version order, exactly once.
+  virtual void OnDesired(const DesiredTracker::Change& /*change*/) {}
+  // A direct method call; answer with DeviceSession::RespondMethod.
+  virtual void OnMethod(const MethodRequest& /*request*/) {}
+  // The hub sent something the session cannot use (bad JSON, unknown topic, oversized
+  // message). It is dropped; the session carries on.
+  virtual void OnProblem(const Error& /*problem*/) {}
+};
+
+class DeviceSession final : private MqttHandler {
+ public:
+  using TwinCallback = std::function<void(Result<Json>)>;
+  using ReportedCallback = std::function<void(Result<std::int64_t>)>;  // the new reported $version
+
+  // Validates the configuration (clear errors naming the field).
+  static Result<std::unique_ptr<DeviceSession>> Create(EventLoop& loop, MqttConnector& connector,
+                                                       ConnectPacer& pacer, const Clock& wall,
+                                                       Random& random, DeviceSessionConfig config,
+                                                       SessionListener& listener);
+  ~DeviceSession() override;
+  DeviceSession(const DeviceSession&) = delete;
+  DeviceSession& operator=(const DeviceSession&) = delete;
+
+  void Start();
+  // Closes the connection. Queued telemetry stays queued (see pending()).
+  void Stop();
+
+  // Queues telemetry. Errors: "too_large" (over 256 KB with properties), "queue_full",
+  // "bad_message" (a "$." application property name). Returns the message id.
+  Result<std::string> Send(TelemetryMessage message);
+  // The full twin ({"desired":..,"reported":..}). Requests made while disconnected wait for
+  // the connection; the timeout counts from when the request is sent.
+  void GetTwin(TwinCallback done);
+  // Patches reported properties (null deletes). Survives reconnects until answered.
+  void UpdateReported(Json patch, ReportedCallback done);
+  // Answers a direct method. `payload` must be JSON text or empty.
+  Status RespondMethod(std::string_view request_id, int status, std::string_view payload);
+
+  SessionState state() const { return state_; }
+  const SessionCounters& counters() const { return counters_; }
+  std::size_t pending() const { return outbox_.size(); }  // telemetry not yet acknowledged
+  std::size_t in_flight() const { return in_flight_.size(); }
+  const DesiredTracker& desired() const { return desired_; }
+  const std::string& device_id() const { return config_.device_id; }
+  // Loop time when a quota-exhausted session will try again (0 when not exhausted).
+  std::int64_t quota_resume_wall_ms() const { return quota_resume_wall_ms_; }
+
+ private:
+  struct Outgoing {
+    std::string topic;
+    std::string body;
+    std::string message_id;
+    bool sent_once = false;
+  };
+  struct InFlight {
+    std::list<Outgoing>::iterator message;
+    std::int64_t sent_ms = 0;
+  };
+  enum class TwinKind { kGet, kReported, kInternalGet };
+  struct TwinRequest {
+    TwinKind kind = TwinKind::kGet;
+    Json patch;
+    TwinCallback on_twin;
+    ReportedCallback on_reported;
+    std::string rid;  // empty while not sent on the current connection
+    std::int64_t sent_ms = 0;
+    int attempts = 0;
+    EventLoop::TimerId retry_timer = 0;
+  };
+
+  DeviceSession(EventLoop& loop, MqttConnector& connector, ConnectPacer& pacer, const Clock& wall,
+                Random& random, DeviceSessionConfig config, SessionListener& listener);
+
+  // MqttHandler
+  void OnConnack(int code) override;
+  void OnConnectionLost(std::string_view why) override;
+  void OnPuback(int packet_id) override;
+  void OnMessage(std::string_view topic, std::string_view payload) override;
+
+  void SetState(SessionState state, std::string_view detail);
+  void RequestConnect();
+  void Connect();
+  void ConnectionEnded(std::string_view why, bool refused_credentials);
+  void DropConnection();
+  void ScheduleReconnect(std::int64_t delay_ms, SessionState state, std::string_view detail);
+  void OnTick();
+  void Pump();
+  static TwinRequest MakeTwinRequest(TwinKind kind, Json patch, TwinCallback on_twin,
+                                     ReportedCallback on_reported);
+  void SendTwinRequests();
+  bool SendTwinRequest(TwinRequest& request);
+  void CompleteTwin(std::list<TwinRequest>::iterator it, int status, std::string_view body,
+                    std::int64_t version);
+  void RetryTwinLater(std::list<TwinRequest>::iterator it, std::int64_t delay_ms);
+  void FullGetIfNeeded();
+  void HandleCloudMessage(std::string_view bag, std::string_view payload);
+  void HandleTwinResponse(std::string_view rest, std::string_view payload);
+  void HandleDesiredPatch(std::string_view payload);
+  void HandleMethod(std::string_view rest, std::string_view payload);
+  void Problem(std::string code, std::string message);
+  Result<std::string> Password();
+  void EnterQuotaExhausted();
+
+  EventLoop& loop_;
+  MqttConnector& connector_;
+  ConnectPacer& pacer_;
+  const Clock& wall_;
+  Random& random_;
+  DeviceSessionConfig config_;
+  SessionListener& listener_;
+  Backoff backoff_;
+  std::string topic_prefix_;  // "devices/{id}/messages/events/"
+  std::string c2d_prefix_;    // "devices/{id}/messages/devicebound/"
+  std::string id_prefix_;     // random per session, for generated message ids
+  std::uint64_t next_id_ = 1;
+
+  SessionState state_ = SessionState::kStopped;
+  std::unique_ptr<MqttConnection> connection_;
+  bool connack_ = false;            // the current connection is accepted
+  bool renewing_ = false;           // draining before a token renewal
+  std::int64_t connected_ms_ = 0;   // loop time of the CONNACK
+  std::int64_t renew_wall_ms_ = 0;  // wall time at which to renew the token
+  std::int64_t token_expiry_wall_ms_ = 0;
+  std::int64_t renew_started_ms_ = 0;
+  bool acked_this_connection_ = false;
+  bool billable_this_connection_ = false;
+  int quota_strikes_ = 0;
+  std::int64_t quota_resume_wall_ms_ = 0;
+  EventLoop::TimerId tick_timer_ = 0;
+  EventLoop::TimerId reconnect_timer_ = 0;
+  ConnectPacer::Ticket pacer_ticket_ = 0;
+
+  std::list<Outgoing> outbox_;  // oldest first; in flight ones are at the front
+  std::list<Outgoing>::iterator next_unsent_ = outbox_.end();
+  std::unordered_map<int, InFlight> in_flight_;  // by packet id
+
+  std::list<TwinRequest> twin_requests_;
+  std::uint64_t next_rid_ = 1;
+  DesiredTracker desired_;
+  bool internal_get_pending_ = false;
+  std::deque<std::string> recent_cloud_ids_;  // for dropping redeliveries
+
+  SessionCounters counters_;
+};
+
+}  // namespace iothub::azure

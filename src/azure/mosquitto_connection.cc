@@ -1,0 +1,261 @@
+#include "azure/mosquitto_connection.h"
+
+#include <fmt/format.h>
+#include <mosquitto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+namespace iothub::azure {
+namespace {
+
+constexpr std::int64_t kMiscIntervalMs = 1'000;
+
+std::string OpenSslErrorText() {
+  const unsigned long code = ERR_get_error();
+  if (code == 0) return "unknown OpenSSL error";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  ERR_clear_error();
+  return text;
+}
+
+// One libmosquitto client object for one connection attempt. libmosquitto runs without its
+// own thread: the loop watches the socket and calls loop_read/loop_write/loop_misc, and
+// libmosquitto calls back from inside those calls, on the loop thread.
+class MosquittoConnection final : public MqttConnection {
+ public:
+  MosquittoConnection(EventLoop& loop, SSL_CTX* ctx, MqttHandler& handler)
+      : loop_(loop), ctx_(ctx), handler_(handler) {}
+  ~MosquittoConnection() override { Teardown(); }
+  MosquittoConnection(const MosquittoConnection&) = delete;
+  MosquittoConnection& operator=(const MosquittoConnection&) = delete;
+
+  Status Connect(const MqttConnectOptions& options) override {
+    if (mosq_ != nullptr) return MakeError("mqtt_state", "connection already started");
+    mosq_ = mosquitto_new(options.client_id.c_str(), options.clean_session, this);
+    if (mosq_ == nullptr) return MakeError("mqtt_init", "mosquitto_new failed");
+    mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, ctx_);
+    // The shared context is fully configured (CA store, peer and host-name checks); the
+    // library must not load its defaults into it for every connection.
+    mosquitto_int_option(mosq_, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 0);
+    mosquitto_connect_callback_set(mosq_, &MosquittoConnection::OnConnectThunk);
+    mosquitto_disconnect_callback_set(mosq_, &MosquittoConnection::OnDisconnectThunk);
+    mosquitto_publish_callback_set(mosq_, &MosquittoConnection::OnPublishThunk);
+    mosquitto_message_callback_set(mosq_, &MosquittoConnection::OnMessageThunk);
+    int rc = mosquitto_username_pw_set(mosq_, options.username.c_str(), options.password.c_str());
+    if (rc != MOSQ_ERR_SUCCESS) return MakeError("mqtt_init", mosquitto_strerror(rc));
+    rc = mosquitto_connect_async(mosq_, options.host.c_str(), options.port, options.keepalive_s);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      const std::string why = rc == MOSQ_ERR_ERRNO ? std::string(std::strerror(errno))
+                                                   : std::string(mosquitto_strerror(rc));
+      return MakeError("mqtt_connect",
+                       fmt::format("cannot connect to {}:{}: {}", options.host, options.port, why));
+    }
+    connect_deadline_ms_ = loop_.NowMs() + options.connect_timeout_ms;
+    fd_ = mosquitto_socket(mosq_);
+    if (fd_ < 0) return MakeError("mqtt_connect", "no socket after connect");
+    // Until the TCP connection is up, wait for writability: the TLS handshake cannot start
+    // before it, and libmosquitto does not ask for it then.
+    loop_.Watch(fd_, true, true,
+                [this](bool readable, bool writable) { OnReady(readable, writable); });
+    misc_timer_ = loop_.RunAfter(kMiscIntervalMs, [this] { OnMiscTimer(); });
+    return Ok{};
+  }
+
+  Result<int> Publish(std::string_view topic, std::string_view payload, int qos) override {
+    if (mosq_ == nullptr || finished_) return MakeError("mqtt_state", "not connected");
+    int mid = 0;
+    const std::string topic_text(topic);
+    const int rc = mosquitto_publish(mosq_, &mid, topic_text.c_str(),
+                                     static_cast<int>(payload.size()), payload.data(), qos, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      return MakeError("mqtt_publish", fmt::format("publish failed: {}", mosquitto_strerror(rc)));
+    }
+    UpdateInterest();
+    return qos > 0 ? mid : 0;
+  }
+
+  Status Subscribe(const std::vector<std::string>& filters, int qos) override {
+    if (mosq_ == nullptr || finished_) return MakeError("mqtt_state", "not connected");
+    std::vector<char*> list;
+    list.reserve(filters.size());
+    for (const auto& f : filters) list.push_back(const_cast<char*>(f.c_str()));
+    const int rc = mosquitto_subscribe_multiple(mosq_, nullptr, static_cast<int>(list.size()),
+                                                list.data(), qos, 0, nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      return MakeError("mqtt_subscribe",
+                       fmt::format("subscribe failed: {}", mosquitto_strerror(rc)));
+    }
+    UpdateInterest();
+    return Ok{};
+  }
+
+  void Close() override {
+    finished_ = true;
+    if (mosq_ != nullptr && connected_) mosquitto_disconnect(mosq_);
+    connected_ = false;
+    // The client object (and its socket) lives until destruction: Close() may be called from
+    // inside one of its own callbacks.
+    if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
+    misc_timer_ = 0;
+    if (fd_ >= 0) loop_.Unwatch(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  static MosquittoConnection& Self(void* obj) { return *static_cast<MosquittoConnection*>(obj); }
+  static void OnConnectThunk(mosquitto*, void* obj, int rc) { Self(obj).OnConnect(rc); }
+  static void OnDisconnectThunk(mosquitto*, void* obj, int rc) { Self(obj).OnDisconnect(rc); }
+  static void OnPublishThunk(mosquitto*, void* obj, int mid) {
+    if (!Self(obj).finished_) Self(obj).handler_.OnPuback(mid);
+  }
+  static void OnMessageThunk(mosquitto*, void* obj, const mosquitto_message* m) {
+    if (Self(obj).finished_) return;
+    Self(obj).handler_.OnMessage(m->topic,
+                                 std::string_view(static_cast<const char*>(m->payload),
+                                                  static_cast<std::size_t>(m->payloadlen)));
+  }
+
+  void OnConnect(int rc) {
+    if (finished_) return;
+    if (rc == 0) {
+      connected_ = true;
+    } else {
+      finished_ = true;  // libmosquitto closes after a refusal; that is not a separate event
+    }
+    handler_.OnConnack(rc);
+  }
+
+  void OnDisconnect(int rc) {
+    // libmosquitto has already closed the socket: forget it before its number is reused.
+    if (fd_ >= 0) loop_.Unwatch(fd_);
+    fd_ = -1;
+    if (finished_) return;
+    finished_ = true;
+    connected_ = false;
+    handler_.OnConnectionLost(rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
+  }
+
+  void OnReady(bool readable, bool writable) {
+    if (!tcp_up_) {
+      // libmosquitto misreads a refused non-blocking connect as a TLS handshake still in
+      // progress (and would wait forever): ask the socket itself.
+      int error = 0;
+      socklen_t length = sizeof error;
+      if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+      if (error != 0) {
+        Fail(std::strerror(error));
+        return;
+      }
+      if (!writable) return;
+      tcp_up_ = true;
+    }
+    // loop_read also advances a TLS handshake in progress, which loop_write would not.
+    if (readable || writable) {
+      if (mosquitto_loop_read(mosq_, 1) != MOSQ_ERR_SUCCESS || fd_ < 0) return;
+    }
+    if (writable && mosquitto_want_write(mosq_)) {
+      if (mosquitto_loop_write(mosq_, 1) != MOSQ_ERR_SUCCESS || fd_ < 0) return;
+    }
+    UpdateInterest();
+  }
+
+  void OnMiscTimer() {
+    misc_timer_ = 0;
+    if (mosq_ == nullptr || fd_ < 0) return;
+    if (!connected_ && loop_.NowMs() >= connect_deadline_ms_) {
+      Fail("no CONNACK in time");
+      return;
+    }
+    misc_timer_ = loop_.RunAfter(kMiscIntervalMs, [this] { OnMiscTimer(); });
+    mosquitto_loop_misc(mosq_);  // keep-alive PINGREQ, and closing a silent server
+    if (fd_ >= 0) UpdateInterest();
+  }
+
+  // Ends the attempt from our side (the socket stays with the client object until
+  // destruction) and reports it lost.
+  void Fail(const std::string& why) {
+    finished_ = true;
+    connected_ = false;
+    if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
+    misc_timer_ = 0;
+    if (fd_ >= 0) loop_.Unwatch(fd_);
+    fd_ = -1;
+    handler_.OnConnectionLost(why);
+  }
+
+  void UpdateInterest() {
+    if (fd_ < 0) return;
+    loop_.SetInterest(fd_, true, !tcp_up_ || mosquitto_want_write(mosq_));
+  }
+
+  void Teardown() {
+    if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
+    misc_timer_ = 0;
+    if (fd_ >= 0) loop_.Unwatch(fd_);
+    fd_ = -1;
+    if (mosq_ != nullptr) mosquitto_destroy(mosq_);
+    mosq_ = nullptr;
+  }
+
+  EventLoop& loop_;
+  SSL_CTX* ctx_;
+  MqttHandler& handler_;
+  mosquitto* mosq_ = nullptr;
+  int fd_ = -1;
+  bool tcp_up_ = false;
+  bool connected_ = false;
+  bool finished_ = false;  // refused, lost or closed: no more events
+  std::int64_t connect_deadline_ms_ = 0;
+  EventLoop::TimerId misc_timer_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MosquittoConnector>> MosquittoConnector::Create(EventLoop& loop,
+                                                                       TlsOptions tls) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return MakeError("tls", "cannot create a TLS context: " + OpenSslErrorText());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  // Idle sessions hold no read/write buffers: most of a TLS connection's memory.
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  if (tls.ca_file.empty()) {
+    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+      return MakeError("tls", "cannot load the system's CA certificates: " + OpenSslErrorText());
+    }
+  } else if (SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(), nullptr) != 1) {
+    return MakeError("tls", fmt::format("cannot load CA certificates from '{}': {}", tls.ca_file,
+                                        OpenSslErrorText()));
+  }
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  if (!tls.server_name.empty()) {
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx.get());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_host(param, tls.server_name.c_str(), 0) != 1) {
+      return MakeError("tls", fmt::format("invalid TLS server name '{}'", tls.server_name));
+    }
+  }
+  return std::unique_ptr<MosquittoConnector>(new MosquittoConnector(loop, std::move(ctx)));
+}
+
+MosquittoConnector::MosquittoConnector(EventLoop& loop, SslCtxPtr ctx)
+    : loop_(loop), ctx_(std::move(ctx)) {
+  mosquitto_lib_init();
+}
+
+MosquittoConnector::~MosquittoConnector() { mosquitto_lib_cleanup(); }
+
+std::unique_ptr<MqttConnection> MosquittoConnector::Create(MqttHandler& handler) {
+  return std::make_unique<MosquittoConnection>(loop_, ctx_.get(), handler);
+}
+
+}  // namespace iothub::azure

@@ -1,0 +1,427 @@
+// Unit tests of DeviceSession with a fake MQTT connection, a fake loop and a manual wall
+// clock: the wire format it produces, its window, its reconnect and quota logic, and how it
+// survives garbage from the hub.
+#include "azure/device_session.h"
+
+#include <gtest/gtest.h>
+
+#include "azure/sas_token.h"
+#include "support/fake_mqtt.h"
+#include "support/manual_loop.h"
+#include "support/session_rig.h"
+
+namespace iothub::testing {
+namespace {
+
+using azure::SessionState;
+
+constexpr char kKey[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+class DeviceSessionTest : public ::testing::Test {
+ protected:
+  DeviceSessionTest() : random_({0.0}), pacer_(loop_, 1000.0) {
+    config_.host_name = "hub.example.net";
+    config_.device_id = "dev1";
+    config_.key = kKey;
+    config_.reconnect = {1'000, 8'000, 2.0, 0.5};
+    config_.throttled_floor_ms = 20'000;
+  }
+  azure::DeviceSession& Make() {
+    auto s = azure::DeviceSession::Create(loop_, mqtt_, pacer_, wall_, random_, config_, listener_);
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    session_ = std::move(s).value();
+    return *session_;
+  }
+  // Starts the session and accepts its connection.
+  azure::DeviceSession& Connected() {
+    auto& s = Make();
+    s.Start();
+    loop_.RunReady();
+    Accept();
+    return s;
+  }
+  void Accept() {
+    loop_.RunReady();
+    mqtt_.last().handler.OnConnack(0);
+    loop_.RunReady();
+  }
+  FakeMqttConnection& conn() { return mqtt_.last(); }
+  std::vector<FakePublish> Telemetry(FakeMqttConnection& c) {
+    std::vector<FakePublish> out;
+    for (const auto& p : c.published) {
+      if (p.topic.starts_with("devices/dev1/messages/events/")) out.push_back(p);
+    }
+    return out;
+  }
+  const FakePublish* LastTwinGet(FakeMqttConnection& c) {
+    for (auto it = c.published.rbegin(); it != c.published.rend(); ++it) {
+      if (it->topic.starts_with("$iothub/twin/GET/")) return &*it;
+    }
+    return nullptr;
+  }
+  static std::string Rid(const FakePublish& p) { return p.topic.substr(p.topic.find("$rid=") + 5); }
+  void Lose(const std::string& why = "gone") {
+    mqtt_.last().handler.OnConnectionLost(why);
+    loop_.RunReady();
+  }
+
+  ManualLoop loop_;
+  ManualClock wall_{1'700'000'000'000};
+  ScriptedRandom random_;
+  azure::ConnectPacer pacer_;
+  FakeMqttConnector mqtt_;
+  RecordingListener listener_;
+  azure::DeviceSessionConfig config_;
+  std::unique_ptr<azure::DeviceSession> session_;
+};
+
+TEST_F(DeviceSessionTest, ConnectsWithTheHubsUsernameAndARenewableToken) {
+  config_.model_id = "dtmi:com:example:Thermostat;1";
+  auto& s = Connected();
+  const auto& o = conn().options;
+  EXPECT_EQ(o.client_id, "dev1");
+  EXPECT_EQ(o.host, "hub.example.net");
+  EXPECT_EQ(o.port, 8883);
+  EXPECT_FALSE(o.clean_session);
+  EXPECT_EQ(o.username,
+            "hub.example.net/dev1/?api-version=2021-04-12&DeviceClientType=iothub-connector%2F0.1.0"
+            "&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1");
+  auto token = azure::ParseSasToken(o.password);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(token->resource, "hub.example.net/devices/dev1");
+  EXPECT_EQ(token->expiry, wall_.NowSeconds() + 3600);
+  EXPECT_TRUE(azure::VerifySasSignature(*token, kKey));
+  EXPECT_EQ(s.state(), SessionState::kConnected);
+  EXPECT_EQ(conn().subscribed,
+            (std::vector<std::string>{"devices/dev1/messages/devicebound/#", "$iothub/twin/res/#",
+                                      "$iothub/twin/PATCH/properties/desired/#",
+                                      "$iothub/methods/POST/#"}));
+  ASSERT_NE(LastTwinGet(conn()), nullptr) << "a full twin GET follows every connect";
+}
+
+TEST_F(DeviceSessionTest, ConfigurationErrorsNameTheField) {
+  auto bad = [&](auto tweak, const std::string& expected) {
+    azure::DeviceSessionConfig c = config_;
+    tweak(c);
+    auto s = azure::DeviceSession::Create(loop_, mqtt_, pacer_, wall_, random_, c, listener_);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().message.find(expected), std::string::npos) << s.error().message;
+    EXPECT_EQ(s.error().message.find(kKey), std::string::npos) << "no key in errors";
+  };
+  bad([](auto& c) { c.host_name.clear(); }, "host_name");
+  bad([](auto& c) { c.device_id = "bad/id"; }, "device id");
+  bad([](auto& c) { c.key = "not base64!"; }, "base64");
+  bad([](auto& c) { c.sas_token = "SharedAccessSignature sr=x"; }, "exactly one");
+  bad(
+      [](auto& c) {
+        c.key.clear();
+        c.sas_token = "garbage";
+      },
+      "malformed");
+  bad([](auto& c) { c.model_id = "urn:x"; }, "dtmi:");
+  bad([](auto& c) { c.keepalive_s = 2000; }, "keepalive");
+  bad([](auto& c) { c.max_in_flight = 0; }, "max_in_flight");
+}
+
+TEST_F(DeviceSessionTest, TelemetryEncodesSystemAndApplicationProperties) {
+  auto& s = Connected();
+  azure::TelemetryMessage m;
+  m.body = "{}";
+  m.message_id = "m 1";
+  m.content_type = "application/json";
+  m.content_encoding = "utf-8";
+  m.component = "th1";
+  m.properties = {{"alert", "hot & humid"}, {"none", std::nullopt}};
+  ASSERT_EQ(s.Send(m).value(), "m 1");
+  const auto sent = Telemetry(conn());
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].topic,
+            "devices/dev1/messages/events/%24.mid=m%201&%24.ct=application%2Fjson&%24.ce=utf-8"
+            "&%24.sub=th1&alert=hot%20%26%20humid&none");
+  EXPECT_EQ(sent[0].qos, 1);
+}
+
+TEST_F(DeviceSessionTest, SendRefusesWhatTheHubWouldRejectAndAFullQueue) {
+  config_.max_in_flight = 1;
+  config_.max_queued = 2;
+  auto& s = Make();
+  EXPECT_EQ(s.Send({std::string(256 * 1024 + 1, 'x'), {}, "", "", "", ""}).error().code,
+            "too_large");
+  EXPECT_EQ(s.Send({"x", {{"$.mid", "forged"}}, "", "", "", ""}).error().code, "bad_message");
+  ASSERT_TRUE(s.Send({"1", {}, "", "", "", ""}).ok());
+  ASSERT_TRUE(s.Send({"2", {}, "", "", "", ""}).ok());
+  EXPECT_EQ(s.Send({"3", {}, "", "", "", ""}).error().code, "queue_full");
+  EXPECT_EQ(s.pending(), 2u) << "queued while not started; nothing lost";
+}
+
+TEST_F(DeviceSessionTest, InFlightWindowIsBoundedAndRefilledByPubacks) {
+  config_.max_in_flight = 4;
+  auto& s = Connected();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s.Send({std::to_string(i), {}, "", "", "", ""}).ok());
+  auto sent = Telemetry(conn());
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(s.in_flight(), 4u);
+  conn().handler.OnPuback(sent[1].packet_id);  // out of order is fine
+  EXPECT_EQ(Telemetry(conn()).size(), 5u);
+  EXPECT_EQ(listener_.delivered.size(), 1u);
+  EXPECT_EQ(s.pending(), 9u);
+}
+
+TEST_F(DeviceSessionTest, UnacknowledgedMessagesAreResentInOrderWithTheSameIdAfterALoss) {
+  config_.max_in_flight = 3;
+  auto& s = Connected();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(s.Send({std::to_string(i), {}, "", "", "", ""}).ok());
+  auto first = Telemetry(conn());
+  conn().handler.OnPuback(first[0].packet_id);
+  Lose();
+  EXPECT_EQ(s.state(), SessionState::kBackingOff);
+  loop_.Advance(1'000);  // the backoff (random 0 -> the full delay)
+  Accept();
+  auto second = Telemetry(conn());
+  ASSERT_EQ(second.size(), 3u);
+  EXPECT_EQ(second[0].topic, first[1].topic) << "same $.mid";
+  EXPECT_EQ(second[1].topic, first[2].topic);
+  EXPECT_EQ(second[2].payload, "3");
+  EXPECT_EQ(s.counters().resent, 3) << "1, 2 and 3 were in flight";
+}
+
+TEST_F(DeviceSessionTest, ReconnectDelaysGrowCappedAndResetOnceStable) {
+  Connected();
+  Lose();
+  // Measures the time to the next attempt, then fails that attempt before its CONNACK.
+  auto next_attempt = [&](bool fail) {
+    const std::int64_t t0 = loop_.NowMs();
+    const std::size_t before = mqtt_.count();
+    for (int i = 0; i < 1000 && mqtt_.count() == before; ++i) loop_.Advance(50);
+    if (fail) Lose("refused");
+    return loop_.NowMs() - t0;
+  };
+  std::vector<std::int64_t> delays;
+  for (int i = 0; i < 5; ++i) delays.push_back(next_attempt(true));
+  EXPECT_EQ(delays, (std::vector<std::int64_t>{1'000, 2'000, 4'000, 8'000, 8'000}));
+  next_attempt(false);
+  Accept();
+  loop_.Advance(10'000);  // stable: the backoff starts again from the beginning
+  Lose();
+  EXPECT_EQ(next_attempt(false), 1'000);
+}
+
+TEST_F(DeviceSessionTest, ConnackRefusalIsReportedAndRetriedSlowly) {
+  auto& s = Make();
+  s.Start();
+  loop_.RunReady();
+  conn().handler.OnConnack(5);
+  loop_.RunReady();
+  EXPECT_EQ(s.state(), SessionState::kRefused);
+  EXPECT_NE(listener_.states.back().second.find("CONNACK 5"), std::string::npos);
+  const std::size_t before = mqtt_.count();
+  loop_.Advance(19'000);
+  EXPECT_EQ(mqtt_.count(), before) << "no retry before the throttled floor";
+  loop_.Advance(1'100);
+  EXPECT_EQ(mqtt_.count(), before + 1);
+}
+
+TEST_F(DeviceSessionTest, ExpiredFixedTokenIsAClearRefusal) {
+  config_.key.clear();
+  config_.sas_token =
+      azure::MakeSasToken("hub.example.net/devices/dev1", kKey, wall_.NowSeconds() - 10).value();
+  auto& s = Make();
+  s.Start();
+  loop_.RunReady();
+  EXPECT_EQ(s.state(), SessionState::kRefused);
+  EXPECT_NE(listener_.states.back().second.find("expired"), std::string::npos);
+  EXPECT_EQ(mqtt_.count(), 0u);
+}
+
+TEST_F(DeviceSessionTest, QuotaExhaustionIsRecognisedAndWaitsForMidnightUtc) {
+  config_.quota_strikes = 3;
+  auto& s = Connected();
+  ASSERT_TRUE(s.Send({"x", {}, "", "", "", ""}).ok());
+  for (int strike = 0; strike < 3; ++strike) {
+    ASSERT_EQ(s.state(), SessionState::kConnected);
+    Lose("closed by the hub");  // the billable twin GET and telemetry got no answer
+    if (strike < 2) {
+      loop_.Advance(10'000);
+      Accept();
+    }
+  }
+  EXPECT_EQ(s.state(), SessionState::kQuotaExhausted);
+  const std::int64_t midnight = (wall_.NowMs() / 86'400'000 + 1) * 86'400'000;
+  EXPECT_EQ(s.quota_resume_wall_ms(), midnight) << "jitter is 0 with this random source";
+  EXPECT_NE(listener_.states.back().second.find("quota"), std::string::npos);
+  const std::size_t attempts = mqtt_.count();
+  loop_.Advance(60'000);
+  EXPECT_EQ(mqtt_.count(), attempts);
+  wall_.Set(midnight + 1);  // the day rolls over (the wall clock jumps; loop time barely moves)
+  loop_.Advance(1'100);
+  ASSERT_EQ(mqtt_.count(), attempts + 1);
+  Accept();
+  conn().handler.OnPuback(Telemetry(conn()).at(0).packet_id);
+  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(s.quota_resume_wall_ms(), 0);
+}
+
+TEST_F(DeviceSessionTest, LossesAfterAnsweredRequestsAreNotQuotaStrikes) {
+  auto& s = Connected();
+  for (int i = 0; i < 5; ++i) {
+    const auto* get = LastTwinGet(conn());
+    ASSERT_NE(get, nullptr);
+    conn().handler.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*get),
+                             R"({"desired":{"$version":1},"reported":{"$version":1}})");
+    Lose();
+    loop_.Advance(20'000);
+    Accept();
+  }
+  EXPECT_EQ(s.state(), SessionState::kConnected);
+}
+
+TEST_F(DeviceSessionTest, RenewalDrainsInFlightWorkThenReconnectsWithANewToken) {
+  auto& s = Connected();
+  conn().handler.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())),
+                           R"({"desired":{"$version":1},"reported":{"$version":1}})");
+  ASSERT_TRUE(s.Send({"a", {}, "", "", "", ""}).ok());
+  const std::string first_password = conn().options.password;
+  wall_.Advance(2'880'000);  // 80% of an hour
+  loop_.Advance(1'000);
+  ASSERT_TRUE(s.Send({"b", {}, "", "", "", ""}).ok());
+  EXPECT_EQ(Telemetry(conn()).size(), 1u) << "nothing new is sent while draining";
+  const std::size_t before = mqtt_.count();
+  conn().handler.OnPuback(Telemetry(conn())[0].packet_id);
+  loop_.Advance(1'000);
+  ASSERT_EQ(mqtt_.count(), before + 1);
+  EXPECT_TRUE(mqtt_.connections[before - 1]->closed);
+  Accept();
+  EXPECT_NE(conn().options.password, first_password);
+  ASSERT_EQ(Telemetry(conn()).size(), 1u);
+  EXPECT_EQ(Telemetry(conn())[0].payload, "b");
+  EXPECT_EQ(s.counters().renewals, 1);
+  EXPECT_EQ(s.counters().resent, 0);
+}
+
+TEST_F(DeviceSessionTest, GarbageFromTheHubIsReportedNeverFatal) {
+  auto& s = Connected();
+  auto& h = conn().handler;
+  const std::string rid = Rid(*LastTwinGet(conn()));
+  h.OnMessage("$iothub/twin/res/200/?$rid=" + rid, "{not json");
+  h.OnMessage("$iothub/twin/res/200/?$rid=999", "{}");  // unknown rid: ignored
+  h.OnMessage("$iothub/twin/res/abc", "");              // malformed
+  h.OnMessage("$iothub/twin/PATCH/properties/desired/?$version=3", "[1,2");
+  h.OnMessage("$iothub/methods/POST/?$rid=1", "{}");                              // no method name
+  h.OnMessage("devices/dev1/messages/devicebound/%zz=1", "x");                    // bad bag
+  h.OnMessage("devices/other/messages/devicebound/", "x");                        // not ours
+  h.OnMessage("$iothub/twin/res/200/?$rid=" + rid, std::string(100, '[') + "]");  // deep
+  std::vector<std::string> codes;
+  for (const auto& p : listener_.problems) codes.push_back(p.code);
+  EXPECT_EQ(codes,
+            (std::vector<std::string>{"bad_twin", "bad_twin_response", "bad_desired_patch",
+                                      "bad_method", "bad_cloud_message", "unexpected_topic"}));
+  EXPECT_EQ(s.state(), SessionState::kConnected);
+  EXPECT_TRUE(listener_.cloud.empty());
+  loop_.Advance(5'000);  // the failed internal GET is retried
+  const auto* get = LastTwinGet(conn());
+  ASSERT_NE(get, nullptr);
+  h.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*get),
+              R"({"desired":{"a":1,"$version":4},"reported":{"$version":1}})");
+  ASSERT_EQ(listener_.desired.size(), 1u);
+  EXPECT_EQ(listener_.desired[0].version, 4);
+}
+
+TEST_F(DeviceSessionTest, DesiredGapTriggersAFullGet) {
+  auto& s = Connected();
+  conn().handler.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())),
+                           R"({"desired":{"a":1,"$version":2},"reported":{"$version":1}})");
+  const std::size_t gets = conn().published.size();
+  conn().handler.OnMessage("$iothub/twin/PATCH/properties/desired/?$version=3",
+                           R"({"a":2,"$version":3})");
+  EXPECT_EQ(s.desired().version(), 3);
+  conn().handler.OnMessage("$iothub/twin/PATCH/properties/desired/?$version=5",
+                           R"({"a":5,"$version":5})");
+  EXPECT_EQ(s.desired().version(), 3) << "version 4 is missing";
+  ASSERT_GT(conn().published.size(), gets);
+  EXPECT_TRUE(conn().published.back().topic.starts_with("$iothub/twin/GET/"));
+}
+
+TEST_F(DeviceSessionTest, ThrottledTwinRequestIsRetriedAndRaisesTheBackoffFloor) {
+  auto& s = Connected();
+  std::optional<Result<std::int64_t>> result;
+  s.UpdateReported(Json{{"x", 1}}, [&](Result<std::int64_t> r) { result = std::move(r); });
+  const FakePublish patch = conn().published.back();
+  ASSERT_TRUE(patch.topic.starts_with("$iothub/twin/PATCH/properties/reported/"));
+  conn().handler.OnMessage("$iothub/twin/res/429/?$rid=" + Rid(patch), "");
+  EXPECT_EQ(s.counters().throttled, 1);
+  EXPECT_FALSE(result.has_value());
+  loop_.Advance(2'000);
+  const FakePublish retry = conn().published.back();
+  ASSERT_TRUE(retry.topic.starts_with("$iothub/twin/PATCH/properties/reported/"));
+  EXPECT_NE(Rid(retry), Rid(patch));
+  conn().handler.OnMessage("$iothub/twin/res/204/?$rid=" + Rid(retry) + "&$version=7", "");
+  ASSERT_TRUE(result.has_value() && result->ok());
+  EXPECT_EQ(**result, 7);
+  // The next reconnect waits at least the throttled floor.
+  Lose();
+  const std::size_t before = mqtt_.count();
+  loop_.Advance(19'000);
+  EXPECT_EQ(mqtt_.count(), before);
+}
+
+TEST_F(DeviceSessionTest, RejectedTwinPatchFailsWithTheStatus) {
+  auto& s = Connected();
+  std::optional<Result<std::int64_t>> result;
+  s.UpdateReported(Json{{"bad key", 1}}, [&](Result<std::int64_t> r) { result = std::move(r); });
+  conn().handler.OnMessage("$iothub/twin/res/400/?$rid=" + Rid(conn().published.back()), "");
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->error().code, "twin_rejected");
+  std::optional<Result<std::int64_t>> not_object;
+  s.UpdateReported(Json::array(), [&](Result<std::int64_t> r) { not_object = std::move(r); });
+  EXPECT_EQ(not_object->error().code, "bad_patch");
+}
+
+TEST_F(DeviceSessionTest, RedeliveredCloudMessagesAreDroppedByMessageId) {
+  Connected();
+  conn().handler.OnMessage("devices/dev1/messages/devicebound/%24.mid=c1&k=v", "on");
+  conn().handler.OnMessage("devices/dev1/messages/devicebound/%24.mid=c1&k=v", "on");
+  conn().handler.OnMessage("devices/dev1/messages/devicebound/%24.mid=c2", "off");
+  ASSERT_EQ(listener_.cloud.size(), 2u);
+  EXPECT_EQ(session_->counters().duplicate_cloud_messages, 1);
+}
+
+TEST_F(DeviceSessionTest, MethodRequestsAreParsedAndAnswered) {
+  auto& s = Connected();
+  conn().handler.OnMessage("$iothub/methods/POST/set%20mode/?$rid=42", R"({"m":1})");
+  ASSERT_EQ(listener_.methods.size(), 1u);
+  EXPECT_EQ(listener_.methods[0].name, "set mode");
+  EXPECT_EQ(listener_.methods[0].request_id, "42");
+  ASSERT_TRUE(s.RespondMethod("42", 200, R"({"ok":true})").ok());
+  EXPECT_EQ(conn().published.back().topic, "$iothub/methods/res/200/?$rid=42");
+  EXPECT_EQ(s.RespondMethod("42", 200, "{oops").error().code, "bad_payload");
+  Lose();
+  EXPECT_EQ(s.RespondMethod("42", 200, "").error().code, "not_connected");
+}
+
+TEST_F(DeviceSessionTest, PubackTimeoutEndsADeadConnection) {
+  config_.puback_timeout_ms = 10'000;
+  auto& s = Connected();
+  ASSERT_TRUE(s.Send({"x", {}, "", "", "", ""}).ok());
+  loop_.Advance(10'500);
+  EXPECT_EQ(s.state(), SessionState::kBackingOff);
+  EXPECT_NE(listener_.states.back().second.find("no PUBACK"), std::string::npos);
+}
+
+TEST(ConnectPacerTest, GrantsAtTheConfiguredRateInOrder) {
+  ManualLoop loop;
+  azure::ConnectPacer pacer(loop, 50.0);
+  std::vector<int> granted;
+  for (int i = 0; i < 5; ++i) pacer.Request([&, i] { granted.push_back(i); });
+  const auto cancelled = pacer.Request([&] { granted.push_back(99); });
+  pacer.Cancel(cancelled);
+  loop.RunReady();
+  EXPECT_EQ(granted, (std::vector<int>{0}));
+  loop.Advance(20);
+  EXPECT_EQ(granted, (std::vector<int>{0, 1}));
+  loop.Advance(60);
+  EXPECT_EQ(granted, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(pacer.waiting(), 0u);
+}
+
+}  // namespace
+}  // namespace iothub::testing
