@@ -1,14 +1,17 @@
 #include "azure/mosquitto_connection.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <mosquitto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -26,6 +29,29 @@ std::string OpenSslErrorText() {
   return text;
 }
 
+// The two descriptor numbers the next socketpair(2) on this thread will get (the kernel hands
+// out the lowest free numbers).
+std::optional<std::pair<int, int>> NextSocketPairNumbers() {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return std::nullopt;
+  close(sv[0]);
+  close(sv[1]);
+  return std::make_pair(sv[0], sv[1]);
+}
+
+// An unnamed, non-blocking AF_UNIX stream socket: what libmosquitto's wake-up pair is.
+bool IsWakeupSocket(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  int type = 0;
+  socklen_t type_length = sizeof type;
+  const int flags = fcntl(fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) != 0 &&
+         getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0 &&
+         address.ss_family == AF_UNIX && length == sizeof(sa_family_t) &&
+         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) == 0 && type == SOCK_STREAM;
+}
+
 // One libmosquitto client object for one connection attempt. libmosquitto runs without its
 // own thread: the loop watches the socket and calls loop_read/loop_write/loop_misc, and
 // libmosquitto calls back from inside those calls, on the loop thread.
@@ -39,8 +65,18 @@ class MosquittoConnection final : public MqttConnection {
 
   Status Connect(const MqttConnectOptions& options) override {
     if (mosq_ != nullptr) return MakeError("mqtt_state", "connection already started");
+    const auto pair = NextSocketPairNumbers();
     mosq_ = mosquitto_new(options.client_id.c_str(), options.clean_session, this);
     if (mosq_ == nullptr) return MakeError("mqtt_init", "mosquitto_new failed");
+    // libmosquitto writes a byte to its own wake-up socket pair for every packet it queues,
+    // for a select() loop we do not run; unread, each pair pins ~200 KB of kernel memory.
+    // The API does not expose the pair, so find it where the kernel put it and drain it.
+    if (pair && IsWakeupSocket(pair->first) && IsWakeupSocket(pair->second)) {
+      wakeup_read_fd_ = pair->first;
+    }
+    // The session keeps its own in-flight window; libmosquitto's default cap of 20 would
+    // silently hold back larger ones.
+    mosquitto_int_option(mosq_, MOSQ_OPT_SEND_MAXIMUM, 0);
     mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_void_option(mosq_, MOSQ_OPT_SSL_CTX, ctx_);
@@ -166,7 +202,15 @@ class MosquittoConnection final : public MqttConnection {
     if (writable && mosquitto_want_write(mosq_)) {
       if (mosquitto_loop_write(mosq_, 1) != MOSQ_ERR_SUCCESS || fd_ < 0) return;
     }
+    DrainWakeups();
     UpdateInterest();
+  }
+
+  void DrainWakeups() {
+    if (wakeup_read_fd_ < 0) return;
+    char buffer[512];
+    while (read(wakeup_read_fd_, buffer, sizeof buffer) == static_cast<ssize_t>(sizeof buffer)) {
+    }
   }
 
   void OnMiscTimer() {
@@ -178,6 +222,7 @@ class MosquittoConnection final : public MqttConnection {
     }
     misc_timer_ = loop_.RunAfter(kMiscIntervalMs, [this] { OnMiscTimer(); });
     mosquitto_loop_misc(mosq_);  // keep-alive PINGREQ, and closing a silent server
+    DrainWakeups();
     if (fd_ >= 0) UpdateInterest();
   }
 
@@ -203,6 +248,7 @@ class MosquittoConnection final : public MqttConnection {
     misc_timer_ = 0;
     if (fd_ >= 0) loop_.Unwatch(fd_);
     fd_ = -1;
+    wakeup_read_fd_ = -1;
     if (mosq_ != nullptr) mosquitto_destroy(mosq_);
     mosq_ = nullptr;
   }
@@ -212,6 +258,7 @@ class MosquittoConnection final : public MqttConnection {
   MqttHandler& handler_;
   mosquitto* mosq_ = nullptr;
   int fd_ = -1;
+  int wakeup_read_fd_ = -1;  // libmosquitto's; closed by mosquitto_destroy
   bool tcp_up_ = false;
   bool connected_ = false;
   bool finished_ = false;  // refused, lost or closed: no more events
