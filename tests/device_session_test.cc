@@ -407,6 +407,31 @@ TEST_F(DeviceSessionTest, PubackTimeoutEndsADeadConnection) {
   EXPECT_NE(listener_.states.back().second.find("no PUBACK"), std::string::npos);
 }
 
+TEST(SessionConfigTest, ComesFromADeviceConnectionString) {
+  auto c = azure::SessionConfigFromConnectionString(
+      std::string("HostName=hub.example.net;DeviceId=dev1;SharedAccessKey=") + kKey +
+      ";GatewayHostName=127.0.0.1:18883");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->host_name, "hub.example.net");
+  EXPECT_EQ(c->device_id, "dev1");
+  EXPECT_EQ(c->key, kKey);
+  EXPECT_EQ(c->connect_host, "127.0.0.1");
+  EXPECT_EQ(c->port, 18883);
+  auto plain = azure::SessionConfigFromConnectionString(
+      std::string("HostName=h;DeviceId=d;SharedAccessKey=") + kKey);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->port, 8883);
+  EXPECT_TRUE(plain->connect_host.empty());
+  auto x509 = azure::SessionConfigFromConnectionString("HostName=h;DeviceId=d;x509=true");
+  EXPECT_EQ(x509.error().code, "unsupported");
+  auto module = azure::SessionConfigFromConnectionString(
+      std::string("HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=") + kKey);
+  EXPECT_EQ(module.error().code, "unsupported");
+  auto broken = azure::SessionConfigFromConnectionString("HostName=h;SharedAccessKey=abc");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message.find("DeviceId"), std::string::npos);
+}
+
 TEST(ConnectPacerTest, GrantsAtTheConfiguredRateInOrder) {
   ManualLoop loop;
   azure::ConnectPacer pacer(loop, 50.0);

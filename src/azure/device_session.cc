@@ -6,6 +6,7 @@
 #include <charconv>
 #include <utility>
 
+#include "azure/connection_string.h"
 #include "azure/sas_token.h"
 #include "common/crypto.h"
 #include "common/json_depth.h"
@@ -74,6 +75,29 @@ std::string_view ToString(SessionState state) {
       return "refused";
   }
   return "unknown";
+}
+
+Result<DeviceSessionConfig> SessionConfigFromConnectionString(std::string_view text) {
+  auto cs = ParseDeviceConnectionString(text);
+  if (!cs) return cs.error();
+  if (cs->x509) {
+    return MakeError("unsupported",
+                     "X.509 device authentication is not supported yet; use a "
+                     "connection string with SharedAccessKey");
+  }
+  if (!cs->module_id.empty()) {
+    return MakeError("unsupported",
+                     "module identities are not supported yet; use a device "
+                     "connection string (without ModuleId)");
+  }
+  DeviceSessionConfig config;
+  config.host_name = cs->host_name;
+  config.device_id = cs->device_id;
+  config.key = cs->key;
+  config.sas_token = cs->shared_access_signature;
+  config.connect_host = cs->gateway_host;
+  if (cs->gateway_port) config.port = *cs->gateway_port;
+  return config;
 }
 
 Result<std::unique_ptr<DeviceSession>> DeviceSession::Create(

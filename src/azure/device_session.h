@@ -74,6 +74,11 @@ struct DeviceSessionConfig {
   std::size_t max_cloud_message_bytes = std::size_t{256} * 1024;  // larger deliveries are dropped
 };
 
+// A configuration from a device connection string (§1): HostName, DeviceId and the key or
+// token; GatewayHostName (host or host:port) becomes where to connect. X.509 and module
+// identities are refused with a clear error (not supported yet).
+Result<DeviceSessionConfig> SessionConfigFromConnectionString(std::string_view text);
+
 enum class SessionState {
   kStopped,     // not started, or Stop() called
   kConnecting,  // waiting for a pacer slot, TCP/TLS, or the CONNACK
