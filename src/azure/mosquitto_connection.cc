@@ -108,7 +108,7 @@ class MosquittoConnection final : public MqttConnection {
   }
 
   Result<int> Publish(std::string_view topic, std::string_view payload, int qos) override {
-    if (mosq_ == nullptr || finished_) return MakeError("mqtt_state", "not connected");
+    if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
     int mid = 0;
     const std::string topic_text(topic);
     const int rc = mosquitto_publish(mosq_, &mid, topic_text.c_str(),
@@ -121,7 +121,7 @@ class MosquittoConnection final : public MqttConnection {
   }
 
   Status Subscribe(const std::vector<std::string>& filters, int qos) override {
-    if (mosq_ == nullptr || finished_) return MakeError("mqtt_state", "not connected");
+    if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
     std::vector<char*> list;
     list.reserve(filters.size());
     for (const auto& f : filters) list.push_back(const_cast<char*>(f.c_str()));
@@ -136,11 +136,12 @@ class MosquittoConnection final : public MqttConnection {
   }
 
   void Close() override {
-    finished_ = true;
+    closed_ = true;
+    events_.clear();
     if (mosq_ != nullptr && connected_) mosquitto_disconnect(mosq_);
     connected_ = false;
     // The client object (and its socket) lives until destruction: Close() may be called from
-    // inside one of its own callbacks.
+    // inside a handler callback, with this object still on the stack.
     if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
     misc_timer_ = 0;
     if (fd_ >= 0) loop_.Unwatch(fd_);
@@ -148,40 +149,77 @@ class MosquittoConnection final : public MqttConnection {
   }
 
  private:
+  // What libmosquitto reported, held until its call returns: handlers then run outside the
+  // library's internal locks and may publish freely.
+  struct Event {
+    enum class Kind { kConnack, kLost, kPuback, kMessage } kind;
+    int value = 0;
+    std::string topic;
+    std::string payload;
+  };
+
   static MosquittoConnection& Self(void* obj) { return *static_cast<MosquittoConnection*>(obj); }
   static void OnConnectThunk(mosquitto*, void* obj, int rc) { Self(obj).OnConnect(rc); }
   static void OnDisconnectThunk(mosquitto*, void* obj, int rc) { Self(obj).OnDisconnect(rc); }
   static void OnPublishThunk(mosquitto*, void* obj, int mid) {
-    if (!Self(obj).finished_) Self(obj).handler_.OnPuback(mid);
+    Self(obj).Queue({Event::Kind::kPuback, mid, {}, {}});
   }
   static void OnMessageThunk(mosquitto*, void* obj, const mosquitto_message* m) {
-    if (Self(obj).finished_) return;
-    Self(obj).handler_.OnMessage(m->topic,
-                                 std::string_view(static_cast<const char*>(m->payload),
-                                                  static_cast<std::size_t>(m->payloadlen)));
+    Self(obj).Queue({Event::Kind::kMessage, 0, m->topic,
+                     std::string(static_cast<const char*>(m->payload),
+                                 static_cast<std::size_t>(m->payloadlen))});
+  }
+
+  void Queue(Event event) {
+    if (!closed_ && !ended_) events_.push_back(std::move(event));
   }
 
   void OnConnect(int rc) {
-    if (finished_) return;
+    if (closed_ || ended_) return;
+    Queue({Event::Kind::kConnack, rc, {}, {}});
     if (rc == 0) {
       connected_ = true;
     } else {
-      finished_ = true;  // libmosquitto closes after a refusal; that is not a separate event
+      ended_ = true;  // libmosquitto closes after a refusal; that is not a separate event
     }
-    handler_.OnConnack(rc);
   }
 
   void OnDisconnect(int rc) {
     // libmosquitto has already closed the socket: forget it before its number is reused.
     if (fd_ >= 0) loop_.Unwatch(fd_);
     fd_ = -1;
-    if (finished_) return;
-    finished_ = true;
+    if (closed_ || ended_) return;
+    Queue({Event::Kind::kLost,
+           0,
+           {},
+           rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc)});
+    ended_ = true;
     connected_ = false;
-    handler_.OnConnectionLost(rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc));
   }
 
-  void OnReady(bool readable, bool writable) {
+  void Dispatch() {
+    std::vector<Event> events;
+    events.swap(events_);
+    for (auto& e : events) {
+      if (closed_) return;  // the handler closed us: nothing more for it
+      switch (e.kind) {
+        case Event::Kind::kConnack:
+          handler_.OnConnack(e.value);
+          break;
+        case Event::Kind::kLost:
+          handler_.OnConnectionLost(e.payload);
+          break;
+        case Event::Kind::kPuback:
+          handler_.OnPuback(e.value);
+          break;
+        case Event::Kind::kMessage:
+          handler_.OnMessage(e.topic, e.payload);
+          break;
+      }
+    }
+  }
+
+  void OnReady(bool /*readable*/, bool writable) {
     if (!tcp_up_) {
       // libmosquitto misreads a refused non-blocking connect as a TLS handshake still in
       // progress (and would wait forever): ask the socket itself.
@@ -196,13 +234,12 @@ class MosquittoConnection final : public MqttConnection {
       tcp_up_ = true;
     }
     // loop_read also advances a TLS handshake in progress, which loop_write would not.
-    if (readable || writable) {
-      if (mosquitto_loop_read(mosq_, 1) != MOSQ_ERR_SUCCESS || fd_ < 0) return;
-    }
-    if (writable && mosquitto_want_write(mosq_)) {
-      if (mosquitto_loop_write(mosq_, 1) != MOSQ_ERR_SUCCESS || fd_ < 0) return;
+    bool ok = mosquitto_loop_read(mosq_, 1) == MOSQ_ERR_SUCCESS && fd_ >= 0;
+    if (ok && writable && mosquitto_want_write(mosq_)) {
+      ok = mosquitto_loop_write(mosq_, 1) == MOSQ_ERR_SUCCESS && fd_ >= 0;
     }
     DrainWakeups();
+    Dispatch();
     UpdateInterest();
   }
 
@@ -223,19 +260,22 @@ class MosquittoConnection final : public MqttConnection {
     misc_timer_ = loop_.RunAfter(kMiscIntervalMs, [this] { OnMiscTimer(); });
     mosquitto_loop_misc(mosq_);  // keep-alive PINGREQ, and closing a silent server
     DrainWakeups();
-    if (fd_ >= 0) UpdateInterest();
+    Dispatch();
+    UpdateInterest();
   }
 
   // Ends the attempt from our side (the socket stays with the client object until
   // destruction) and reports it lost.
   void Fail(const std::string& why) {
-    finished_ = true;
-    connected_ = false;
     if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
     misc_timer_ = 0;
     if (fd_ >= 0) loop_.Unwatch(fd_);
     fd_ = -1;
-    handler_.OnConnectionLost(why);
+    if (closed_ || ended_) return;
+    Queue({Event::Kind::kLost, 0, {}, why});
+    ended_ = true;
+    connected_ = false;
+    Dispatch();
   }
 
   void UpdateInterest() {
@@ -261,7 +301,9 @@ class MosquittoConnection final : public MqttConnection {
   int wakeup_read_fd_ = -1;  // libmosquitto's; closed by mosquitto_destroy
   bool tcp_up_ = false;
   bool connected_ = false;
-  bool finished_ = false;  // refused, lost or closed: no more events
+  bool closed_ = false;  // Close() called: no more events
+  bool ended_ = false;   // refused or lost: the last event is queued
+  std::vector<Event> events_;
   std::int64_t connect_deadline_ms_ = 0;
   EventLoop::TimerId misc_timer_ = 0;
 };
