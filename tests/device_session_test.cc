@@ -298,6 +298,23 @@ TEST_F(DeviceSessionTest, RenewalDrainsInFlightWorkThenReconnectsWithANewToken) 
   EXPECT_EQ(s.counters().resent, 0);
 }
 
+TEST_F(DeviceSessionTest, RenewalResendsWhatTheDrainDidNotGetAcknowledgedWithTheSameId) {
+  auto& s = Connected();
+  ASSERT_TRUE(s.Send({"a", {}, "", "", "", ""}).ok());
+  const std::string topic = Telemetry(conn()).at(0).topic;
+  const std::size_t before = mqtt_.count();
+  wall_.Advance(2'880'000);
+  loop_.Advance(1'000);  // renewal starts; the PUBACK never comes
+  EXPECT_EQ(mqtt_.count(), before);
+  loop_.Advance(5'000);  // the drain gives up
+  ASSERT_EQ(mqtt_.count(), before + 1);
+  Accept();
+  ASSERT_EQ(Telemetry(conn()).size(), 1u);
+  EXPECT_EQ(Telemetry(conn())[0].topic, topic);
+  EXPECT_EQ(s.counters().resent, 1);
+  EXPECT_EQ(s.counters().renewals, 1);
+}
+
 TEST_F(DeviceSessionTest, GarbageFromTheHubIsReportedNeverFatal) {
   auto& s = Connected();
   auto& h = conn().handler;
