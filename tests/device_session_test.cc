@@ -110,6 +110,8 @@ TEST_F(DeviceSessionTest, ConfigurationErrorsNameTheField) {
   };
   bad([](auto& c) { c.host_name.clear(); }, "host_name");
   bad([](auto& c) { c.device_id = "bad/id"; }, "device id");
+  bad([](auto& c) { c.device_id = "wild+card"; }, "no '+' or '#'");
+  bad([](auto& c) { c.device_id = std::string(129, 'a'); }, "1-128");
   bad([](auto& c) { c.key = "not base64!"; }, "base64");
   bad([](auto& c) { c.sas_token = "SharedAccessSignature sr=x"; }, "exactly one");
   bad(

@@ -30,9 +30,11 @@ std::optional<std::int64_t> ParseInt(std::string_view text) {
   return value;
 }
 
+// IoT Hub's device id characters (ASCII letters and digits and - : . + % _ # * ? ! ( ) , = @
+// ; $ '), without '+' and '#': they are MQTT wildcards and cannot appear in a topic name.
 bool ValidDeviceId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
-  constexpr std::string_view kAllowed = "-.%_*?!(),:=@$'+";
+  constexpr std::string_view kAllowed = "-:.%_*?!(),=@;$'";
   return std::all_of(id.begin(), id.end(), [&](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            kAllowed.find(c) != std::string_view::npos;
@@ -107,8 +109,8 @@ Result<std::unique_ptr<DeviceSession>> DeviceSession::Create(
   if (config.host_name.empty()) return invalid("host_name is empty");
   if (!ValidDeviceId(config.device_id)) {
     return invalid(
-        fmt::format("device id '{}' is not a valid IoT Hub device id (1-128 of "
-                    "A-Z a-z 0-9 and -.%_*?!(),:=@$')",
+        fmt::format("device id '{}' cannot be used over MQTT (1-128 of A-Z a-z 0-9 and "
+                    "-:.%_*?!(),=@;$'; no '+' or '#')",
                     config.device_id));
   }
   if (config.key.empty() == config.sas_token.empty()) {
