@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <filesystem>
@@ -357,6 +358,30 @@ TEST_F(DeviceSessionE2E, LibraryWakeupBytesDoNotPileUp) {
   // Without draining, libmosquitto's pair would hold a byte per publish (until its buffer is
   // full, ~200 KB of kernel memory per session).
   EXPECT_LT(LargestUnreadWakeupQueue(), 16u);
+}
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+TEST_F(DeviceSessionE2E, ServerCertificatesThatFailVerificationAreRefusedClearly) {
+  const std::string key = service_->CreateDevice("careful");
+  for (const auto& tls : {azure::TlsOptions{"", info().host_name},  // system CAs only
+                          azure::TlsOptions{info().ca_file, "not-the-hub.example"}}) {
+    SessionRig rig(info(), 50.0, tls);
+    auto& s = rig.Add(rig.Config("careful", key));
+    const double cpu_before = CpuSeconds();
+    rig.RunFor(2'000);
+    EXPECT_LT(CpuSeconds() - cpu_before, 1.0) << "a failed handshake must not spin the loop";
+    EXPECT_EQ(s.counters().connects, 0);
+    EXPECT_NE(s.state(), SessionState::kConnected);
+    const std::string history = History(rig.listener());
+    EXPECT_NE(history.find("TLS handshake failed"), std::string::npos) << history;
+    EXPECT_NE(history.find("certificate verify failed"), std::string::npos) << history;
+  }
 }
 
 TEST_F(DeviceSessionE2E, ManySessionsShareOneLoopAndArePaced) {

@@ -208,6 +208,18 @@ TEST_F(DeviceSessionTest, ReconnectDelaysGrowCappedAndResetOnceStable) {
   EXPECT_EQ(next_attempt(false), 1'000);
 }
 
+TEST_F(DeviceSessionTest, StopFromInsideAStateCallbackStaysStopped) {
+  auto& s = Connected();
+  listener_.on_state = [&](SessionState state) {
+    if (state == SessionState::kBackingOff) s.Stop();
+  };
+  const std::size_t attempts = mqtt_.count();
+  Lose();
+  loop_.Advance(120'000);
+  EXPECT_EQ(s.state(), SessionState::kStopped);
+  EXPECT_EQ(mqtt_.count(), attempts) << "no reconnect after Stop()";
+}
+
 TEST_F(DeviceSessionTest, ConnackRefusalIsReportedAndRetriedSlowly) {
   auto& s = Make();
   s.Start();

@@ -278,7 +278,8 @@ Status DeviceSession::RespondMethod(std::string_view request_id, int status,
 }
 
 void DeviceSession::RequestConnect() {
-  if (pacer_ticket_ != 0 || connection_) return;
+  // A listener may have stopped the session from inside OnState while a timer was armed.
+  if (state_ == SessionState::kStopped || pacer_ticket_ != 0 || connection_) return;
   if (state_ != SessionState::kConnecting)
     SetState(SessionState::kConnecting, "waiting for a slot");
   pacer_ticket_ = pacer_.Request([this] {
@@ -503,11 +504,16 @@ void DeviceSession::OnPuback(int packet_id) {
   outbox_.erase(it->second.message);
   in_flight_.erase(it);
   ++counters_.delivered;
+  HubAnswered();
+  listener_.OnDelivered(message_id);
+  Pump();
+}
+
+void DeviceSession::HubAnswered() {
+  // The hub answered a billable operation: whatever the quota was, it is not exhausted now.
   acked_this_connection_ = true;
   quota_strikes_ = 0;
   quota_resume_wall_ms_ = 0;
-  listener_.OnDelivered(message_id);
-  Pump();
 }
 
 void DeviceSession::SendTwinRequests() {
@@ -630,7 +636,7 @@ void DeviceSession::HandleTwinResponse(std::string_view rest, std::string_view p
     Problem("bad_twin_response", fmt::format("malformed twin response topic '{}'", rest));
     return;
   }
-  acked_this_connection_ = true;
+  HubAnswered();
   const auto it = std::find_if(twin_requests_.begin(), twin_requests_.end(),
                                [&](const TwinRequest& r) { return r.rid == *rid; });
   if (it == twin_requests_.end()) return;  // answer to a request that timed out meanwhile

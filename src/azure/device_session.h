@@ -234,6 +234,7 @@ class DeviceSession final : private MqttHandler {
   void Problem(std::string code, std::string message);
   Result<std::string> Password();
   void EnterQuotaExhausted();
+  void HubAnswered();
 
   EventLoop& loop_;
   MqttConnector& connector_;

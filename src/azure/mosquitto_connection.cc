@@ -87,6 +87,7 @@ class MosquittoConnection final : public MqttConnection {
     mosquitto_disconnect_callback_set(mosq_, &MosquittoConnection::OnDisconnectThunk);
     mosquitto_publish_callback_set(mosq_, &MosquittoConnection::OnPublishThunk);
     mosquitto_message_callback_set(mosq_, &MosquittoConnection::OnMessageThunk);
+    mosquitto_log_callback_set(mosq_, &MosquittoConnection::OnLogThunk);
     int rc = mosquitto_username_pw_set(mosq_, options.username.c_str(), options.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) return MakeError("mqtt_init", mosquitto_strerror(rc));
     rc = mosquitto_connect_async(mosq_, options.host.c_str(), options.port, options.keepalive_s);
@@ -170,6 +171,11 @@ class MosquittoConnection final : public MqttConnection {
                                  static_cast<std::size_t>(m->payloadlen))});
   }
 
+  // libmosquitto reports why a TLS handshake failed only in its log.
+  static void OnLogThunk(mosquitto*, void* obj, int level, const char* text) {
+    if (level == MOSQ_LOG_ERR && text != nullptr) Self(obj).last_error_ = text;
+  }
+
   void Queue(Event event) {
     if (!closed_ && !ended_) events_.push_back(std::move(event));
   }
@@ -234,13 +240,25 @@ class MosquittoConnection final : public MqttConnection {
       tcp_up_ = true;
     }
     // loop_read also advances a TLS handshake in progress, which loop_write would not.
-    bool ok = mosquitto_loop_read(mosq_, 1) == MOSQ_ERR_SUCCESS && fd_ >= 0;
-    if (ok && writable && mosquitto_want_write(mosq_)) {
-      ok = mosquitto_loop_write(mosq_, 1) == MOSQ_ERR_SUCCESS && fd_ >= 0;
+    int rc = mosquitto_loop_read(mosq_, 1);
+    if (rc == MOSQ_ERR_SUCCESS && fd_ >= 0 && writable && mosquitto_want_write(mosq_)) {
+      rc = mosquitto_loop_write(mosq_, 1);
+    }
+    // A failed TLS handshake closes the socket without a disconnect callback: without this
+    // the loop would poll a dead (or reused) descriptor number.
+    if (fd_ >= 0 && mosquitto_socket(mosq_) < 0) {
+      Fail(rc == MOSQ_ERR_TLS ? "TLS handshake failed: " + LastError()
+                              : std::string(mosquitto_strerror(rc)));
+      return;
     }
     DrainWakeups();
     Dispatch();
     UpdateInterest();
+  }
+
+  std::string LastError() const {
+    return last_error_.empty() ? "see the server certificate, the CA file and the host name"
+                               : last_error_;
   }
 
   void DrainWakeups() {
@@ -304,6 +322,7 @@ class MosquittoConnection final : public MqttConnection {
   bool closed_ = false;  // Close() called: no more events
   bool ended_ = false;   // refused or lost: the last event is queued
   std::vector<Event> events_;
+  std::string last_error_;  // the library's last error-level log line
   std::int64_t connect_deadline_ms_ = 0;
   EventLoop::TimerId misc_timer_ = 0;
 };

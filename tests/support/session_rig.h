@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -26,6 +27,7 @@ namespace iothub::testing {
 struct RecordingListener final : azure::SessionListener {
   void OnState(azure::SessionState state, std::string_view detail) override {
     states.emplace_back(state, std::string(detail));
+    if (on_state) on_state(state);
   }
   void OnDelivered(std::string_view id) override { delivered.emplace_back(id); }
   void OnCloudMessage(const azure::CloudMessage& m) override { cloud.push_back(m); }
@@ -49,13 +51,17 @@ struct RecordingListener final : azure::SessionListener {
   std::vector<azure::MethodRequest> methods;
   std::vector<Error> problems;
   std::function<void(const azure::MethodRequest&)> on_method;
+  std::function<void(azure::SessionState)> on_state;
 };
 
 class SessionRig {
  public:
-  explicit SessionRig(const EmulatorInfo& info, double connects_per_second = 50.0)
+  // `tls` overrides the emulator's CA and host name (to test what a client must refuse).
+  explicit SessionRig(const EmulatorInfo& info, double connects_per_second = 50.0,
+                      std::optional<azure::TlsOptions> tls = std::nullopt)
       : info_(info), wall_(system_clock_), pacer_(loop_, connects_per_second) {
-    auto connector = azure::MosquittoConnector::Create(loop_, {info.ca_file, info.host_name});
+    auto connector = azure::MosquittoConnector::Create(
+        loop_, tls.value_or(azure::TlsOptions{info.ca_file, info.host_name}));
     if (!connector) {
       std::fprintf(stderr, "connector: %s\n", connector.error().message.c_str());
       std::abort();
