@@ -220,6 +220,20 @@ TEST_F(DeviceSessionTest, StopFromInsideAStateCallbackStaysStopped) {
   EXPECT_EQ(mqtt_.count(), attempts) << "no reconnect after Stop()";
 }
 
+TEST_F(DeviceSessionTest, ExpiredFixedTokenIsRefusedForGoodAndStopSticks) {
+  config_.key.clear();
+  config_.sas_token =
+      azure::MakeSasToken("hub.example.net/devices/dev1", kKey, wall_.NowSeconds() - 10).value();
+  auto& s = Make();
+  listener_.on_state = [&](SessionState state) {
+    if (state == SessionState::kRefused) s.Stop();
+  };
+  s.Start();
+  loop_.Advance(10 * 60'000);
+  EXPECT_EQ(s.state(), SessionState::kStopped);
+  EXPECT_LE(listener_.states.size(), 3u) << "connecting, refused, stopped: no retry loop";
+}
+
 TEST_F(DeviceSessionTest, ConnackRefusalIsReportedAndRetriedSlowly) {
   auto& s = Make();
   s.Start();
@@ -244,7 +258,9 @@ TEST_F(DeviceSessionTest, ExpiredFixedTokenIsAClearRefusal) {
   loop_.RunReady();
   EXPECT_EQ(s.state(), SessionState::kRefused);
   EXPECT_NE(listener_.states.back().second.find("expired"), std::string::npos);
+  loop_.Advance(10 * 60'000);
   EXPECT_EQ(mqtt_.count(), 0u);
+  EXPECT_EQ(s.state(), SessionState::kRefused) << "refused for good: it cannot get younger";
 }
 
 TEST_F(DeviceSessionTest, QuotaExhaustionIsRecognisedAndWaitsForMidnightUtc) {
@@ -332,29 +348,75 @@ TEST_F(DeviceSessionTest, RenewalResendsWhatTheDrainDidNotGetAcknowledgedWithThe
 TEST_F(DeviceSessionTest, GarbageFromTheHubIsReportedNeverFatal) {
   auto& s = Connected();
   auto& h = conn().handler;
-  const std::string rid = Rid(*LastTwinGet(conn()));
-  h.OnMessage("$iothub/twin/res/200/?$rid=" + rid, "{not json");
+  h.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())), "{not json");
+  const std::size_t published = conn().published.size();
   h.OnMessage("$iothub/twin/res/200/?$rid=999", "{}");  // unknown rid: ignored
-  h.OnMessage("$iothub/twin/res/abc", "");              // malformed
+  h.OnMessage("$iothub/twin/res/204/?$rid=", "");       // empty rid
+  h.OnMessage("$iothub/twin/res/abc", "");              // no status, no rid
   h.OnMessage("$iothub/twin/PATCH/properties/desired/?$version=3", "[1,2");
-  h.OnMessage("$iothub/methods/POST/?$rid=1", "{}");                              // no method name
-  h.OnMessage("devices/dev1/messages/devicebound/%zz=1", "x");                    // bad bag
-  h.OnMessage("devices/other/messages/devicebound/", "x");                        // not ours
-  h.OnMessage("$iothub/twin/res/200/?$rid=" + rid, std::string(100, '[') + "]");  // deep
+  h.OnMessage("$iothub/methods/POST/?$rid=1", "{}");            // no method name
+  h.OnMessage("devices/dev1/messages/devicebound/%zz=1", "x");  // bad bag
+  h.OnMessage("devices/other/messages/devicebound/", "x");      // not ours
+  EXPECT_EQ(conn().published.size(), published) << "a failed GET waits before it is retried";
+  loop_.Advance(1'000);
+  const std::string deep =
+      R"({"desired":{"$version":9,"a":)" + std::string(100, '[') + std::string(100, ']') + "}}";
+  h.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())), deep);
+  loop_.Advance(2'000);  // the backoff grows
+  h.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())),
+              R"({"desired":{"a":1,"$version":4},"reported":{"$version":1}})");
   std::vector<std::string> codes;
   for (const auto& p : listener_.problems) codes.push_back(p.code);
-  EXPECT_EQ(codes,
-            (std::vector<std::string>{"bad_twin", "bad_twin_response", "bad_desired_patch",
-                                      "bad_method", "bad_cloud_message", "unexpected_topic"}));
+  EXPECT_EQ(codes, (std::vector<std::string>{"bad_twin", "bad_twin_response", "bad_twin_response",
+                                             "bad_desired_patch", "bad_method", "bad_cloud_message",
+                                             "unexpected_topic", "bad_twin"}));
   EXPECT_EQ(s.state(), SessionState::kConnected);
   EXPECT_TRUE(listener_.cloud.empty());
-  loop_.Advance(5'000);  // the failed internal GET is retried
-  const auto* get = LastTwinGet(conn());
-  ASSERT_NE(get, nullptr);
-  h.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*get),
-              R"({"desired":{"a":1,"$version":4},"reported":{"$version":1}})");
   ASSERT_EQ(listener_.desired.size(), 1u);
   EXPECT_EQ(listener_.desired[0].version, 4);
+}
+
+TEST_F(DeviceSessionTest, AnEmptyRidNeverCompletesAnotherRequest) {
+  auto& s = Connected();
+  std::optional<Result<std::int64_t>> result;
+  s.UpdateReported(Json{{"x", 1}}, [&](Result<std::int64_t> r) { result = std::move(r); });
+  conn().handler.OnMessage("$iothub/twin/res/429/?$rid=" + Rid(conn().published.back()), "");
+  conn().handler.OnMessage("$iothub/twin/res/204/?$rid=&$version=3", "");  // while it waits
+  EXPECT_FALSE(result.has_value());
+  loop_.Advance(2'000);
+  conn().handler.OnMessage(
+      "$iothub/twin/res/204/?$rid=" + Rid(conn().published.back()) + "&$version=4", "");
+  ASSERT_TRUE(result.has_value() && result->ok());
+  EXPECT_EQ(**result, 4);
+}
+
+TEST_F(DeviceSessionTest, StopFromATimedOutRequestsCallbackIsSafe) {
+  auto& s = Connected();
+  int calls = 0;
+  s.UpdateReported(Json{{"x", 1}}, [&](Result<std::int64_t> r) {
+    ++calls;
+    EXPECT_EQ(r.error().code, "timeout");
+    s.Stop();
+  });
+  s.UpdateReported(Json{{"y", 1}}, [&](Result<std::int64_t>) { ++calls; });
+  loop_.Advance(10 * 60'000);  // six attempts of 30 s each, with waits between them
+  EXPECT_EQ(s.state(), SessionState::kStopped);
+  EXPECT_EQ(calls, 2) << "the second request is failed by Stop()";
+}
+
+TEST_F(DeviceSessionTest, SizeLimitCountsSystemPropertiesAndTheMessageId) {
+  auto& s = Connected();
+  azure::TelemetryMessage m;
+  m.body = std::string(256 * 1024 - 10, 'x');
+  m.message_id = std::string(20, 'i');
+  EXPECT_EQ(s.Send(m).error().code, "too_large");
+  m.body = "x";
+  m.message_id = std::string(129, 'i');
+  EXPECT_EQ(s.Send(m).error().code, "bad_message");
+  m.message_id.clear();
+  m.properties = {{"big", std::string(30'000, '%')}};  // 90,000 bytes once percent-encoded
+  EXPECT_EQ(s.Send(m).error().code, "too_large") << "the MQTT topic limit";
+  EXPECT_EQ(s.pending(), 0u);
 }
 
 TEST_F(DeviceSessionTest, DesiredGapTriggersAFullGet) {

@@ -18,6 +18,8 @@ namespace {
 constexpr std::int64_t kTickMs = 1'000;
 constexpr std::int64_t kDayMs = 86'400'000;
 constexpr std::size_t kRecentCloudIds = 64;
+constexpr std::size_t kMaxMessageIdBytes = 128;
+constexpr std::size_t kMaxTopicBytes = 65'535;
 constexpr int kMaxTwinAttempts = 6;
 constexpr std::string_view kTwinResponsePrefix = "$iothub/twin/res/";
 constexpr std::string_view kDesiredPrefix = "$iothub/twin/PATCH/properties/desired/";
@@ -168,8 +170,10 @@ DeviceSession::~DeviceSession() {
 
 void DeviceSession::Start() {
   if (state_ != SessionState::kStopped) return;
-  SetState(SessionState::kConnecting, "starting");
+  // Timers are armed before the listener hears of a state, so a Stop() from inside the
+  // callback cancels them.
   tick_timer_ = loop_.RunAfter(kTickMs, [this] { OnTick(); });
+  SetState(SessionState::kConnecting, "starting");
   RequestConnect();
 }
 
@@ -200,7 +204,6 @@ void DeviceSession::SetState(SessionState state, std::string_view detail) {
 }
 
 Result<std::string> DeviceSession::Send(TelemetryMessage message) {
-  std::size_t size = message.body.size();
   for (const auto& p : message.properties) {
     if (IsSystemProperty(p.name)) {
       return MakeError(
@@ -208,12 +211,11 @@ Result<std::string> DeviceSession::Send(TelemetryMessage message) {
           fmt::format("application property '{}' uses the reserved '$.' prefix", p.name));
     }
     if (p.name.empty()) return MakeError("bad_message", "an application property has no name");
-    size += p.name.size() + (p.value ? p.value->size() : 0);
   }
-  if (size > kMaxTelemetryBytes) {
-    return MakeError("too_large", fmt::format("message is {} bytes with its properties; IoT Hub "
-                                              "accepts at most {}",
-                                              size, kMaxTelemetryBytes));
+  if (message.message_id.size() > kMaxMessageIdBytes) {
+    return MakeError("bad_message",
+                     fmt::format("message id is {} bytes; IoT Hub accepts at most {}",
+                                 message.message_id.size(), kMaxMessageIdBytes));
   }
   if (outbox_.size() >= config_.max_queued) {
     return MakeError("queue_full",
@@ -222,15 +224,30 @@ Result<std::string> DeviceSession::Send(TelemetryMessage message) {
   if (message.message_id.empty()) message.message_id = fmt::format("{}-{}", id_prefix_, next_id_++);
   PropertyBag bag;
   bag.push_back({std::string(kMessageId), message.message_id});
-  if (!message.content_type.empty())
+  if (!message.content_type.empty()) {
     bag.push_back({std::string(kContentType), message.content_type});
+  }
   if (!message.content_encoding.empty()) {
     bag.push_back({std::string(kContentEncoding), message.content_encoding});
   }
   if (!message.component.empty()) bag.push_back({std::string(kComponent), message.component});
   for (auto& p : message.properties) bag.push_back(std::move(p));
-  outbox_.push_back(Outgoing{topic_prefix_ + EncodePropertyBag(bag), std::move(message.body),
-                             message.message_id, false});
+  // The hub counts the body and every property, system ones included; a message it would
+  // refuse must not enter the queue, where it would block everything behind it.
+  std::size_t size = message.body.size();
+  for (const auto& p : bag) size += p.name.size() + (p.value ? p.value->size() : 0);
+  if (size > kMaxTelemetryBytes) {
+    return MakeError("too_large", fmt::format("message is {} bytes with its properties; IoT Hub "
+                                              "accepts at most {}",
+                                              size, kMaxTelemetryBytes));
+  }
+  std::string topic = topic_prefix_ + EncodePropertyBag(bag);
+  if (topic.size() > kMaxTopicBytes) {
+    return MakeError("too_large", fmt::format("the encoded properties make a {}-byte MQTT topic; "
+                                              "MQTT allows at most {}",
+                                              topic.size(), kMaxTopicBytes));
+  }
+  outbox_.push_back(Outgoing{std::move(topic), std::move(message.body), message.message_id, false});
   if (next_unsent_ == outbox_.end()) next_unsent_ = std::prev(outbox_.end());
   Pump();
   return outbox_.back().message_id;
@@ -280,12 +297,13 @@ Status DeviceSession::RespondMethod(std::string_view request_id, int status,
 void DeviceSession::RequestConnect() {
   // A listener may have stopped the session from inside OnState while a timer was armed.
   if (state_ == SessionState::kStopped || pacer_ticket_ != 0 || connection_) return;
-  if (state_ != SessionState::kConnecting)
-    SetState(SessionState::kConnecting, "waiting for a slot");
   pacer_ticket_ = pacer_.Request([this] {
     pacer_ticket_ = 0;
     Connect();
   });
+  if (state_ != SessionState::kConnecting) {
+    SetState(SessionState::kConnecting, "waiting for a slot");
+  }
 }
 
 Result<std::string> DeviceSession::Password() {
@@ -317,8 +335,8 @@ void DeviceSession::Connect() {
   if (state_ == SessionState::kStopped) return;
   auto password = Password();
   if (!password) {
+    // Only a fixed token fails here, and it will not get any younger: no retries.
     SetState(SessionState::kRefused, password.error().message);
-    ScheduleReconnect(backoff_.NextDelayMs(), SessionState::kRefused, password.error().message);
     return;
   }
   MqttConnectOptions options;
@@ -416,11 +434,11 @@ void DeviceSession::ConnectionEnded(std::string_view why, bool refused_credentia
 void DeviceSession::ScheduleReconnect(std::int64_t delay_ms, SessionState state,
                                       std::string_view detail) {
   if (reconnect_timer_ != 0) loop_.Cancel(reconnect_timer_);
-  SetState(state, fmt::format("{}; reconnecting in {} ms", detail, delay_ms));
   reconnect_timer_ = loop_.RunAfter(delay_ms, [this] {
     reconnect_timer_ = 0;
     RequestConnect();
   });
+  SetState(state, fmt::format("{}; reconnecting in {} ms", detail, delay_ms));
 }
 
 void DeviceSession::EnterQuotaExhausted() {
@@ -460,10 +478,16 @@ void DeviceSession::OnTick() {
       return;
     }
   }
-  for (auto it = twin_requests_.begin(); it != twin_requests_.end();) {
-    auto current = it++;
-    if (current->rid.empty() || now - current->sent_ms < config_.twin_timeout_ms) continue;
-    CompleteTwin(current, 0, "", 0);
+  // One at a time from the start: completing a request runs its callback, which may send,
+  // stop the session or otherwise change the list.
+  for (;;) {
+    const auto expired =
+        std::find_if(twin_requests_.begin(), twin_requests_.end(), [&](const TwinRequest& r) {
+          return !r.rid.empty() && now - r.sent_ms >= config_.twin_timeout_ms;
+        });
+    if (expired == twin_requests_.end()) break;
+    CompleteTwin(expired, 0, "", 0);
+    if (!connack_) return;
   }
   if (renew_wall_ms_ != 0 && !renewing_ && wall_.NowMs() >= renew_wall_ms_) {
     renewing_ = true;
@@ -488,6 +512,12 @@ void DeviceSession::Pump() {
   while (in_flight_.size() < config_.max_in_flight && next_unsent_ != outbox_.end()) {
     auto sent = connection_->Publish(next_unsent_->topic, next_unsent_->body, 1);
     if (!sent) return;  // the connection is failing; its loss event follows
+    if (in_flight_.contains(sent.value())) {
+      // libmosquitto's 16-bit packet ids wrapped around a message still unacknowledged:
+      // its PUBACK could no longer be told apart. Start afresh.
+      ConnectionEnded("packet id reused while still in flight", false);
+      return;
+    }
     in_flight_[sent.value()] = InFlight{next_unsent_, loop_.NowMs()};
     ++counters_.sent;
     if (next_unsent_->sent_once) ++counters_.resent;
@@ -514,6 +544,7 @@ void DeviceSession::HubAnswered() {
   acked_this_connection_ = true;
   quota_strikes_ = 0;
   quota_resume_wall_ms_ = 0;
+  backoff_.Reset();
 }
 
 void DeviceSession::SendTwinRequests() {
@@ -526,7 +557,6 @@ void DeviceSession::SendTwinRequests() {
 bool DeviceSession::SendTwinRequest(TwinRequest& request) {
   request.rid = std::to_string(next_rid_++);
   request.sent_ms = loop_.NowMs();
-  ++request.attempts;
   std::string topic;
   std::string payload;
   if (request.kind == TwinKind::kReported) {
@@ -535,11 +565,11 @@ bool DeviceSession::SendTwinRequest(TwinRequest& request) {
   } else {
     topic = "$iothub/twin/GET/?$rid=" + request.rid;
   }
-  billable_this_connection_ = true;
   if (!connection_->Publish(topic, payload, 0)) {
     request.rid.clear();
     return false;
   }
+  billable_this_connection_ = true;
   return true;
 }
 
@@ -558,22 +588,23 @@ void DeviceSession::RetryTwinLater(std::list<TwinRequest>::iterator it, std::int
   });
 }
 
+std::int64_t DeviceSession::TwinRetryDelayMs(int attempts) {
+  const std::int64_t base = std::min<std::int64_t>(1'000LL << std::min(attempts, 5), 30'000);
+  return base / 2 + static_cast<std::int64_t>(random_.Uniform() * static_cast<double>(base) / 2);
+}
+
 void DeviceSession::CompleteTwin(std::list<TwinRequest>::iterator it, int status,
                                  std::string_view body, std::int64_t version) {
   TwinRequest& r = *it;
   const bool internal = r.kind == TwinKind::kInternalGet;
   std::optional<Error> error;
   std::optional<Json> doc;
+  bool transient = false;
   if (status == 429 || status >= 500 || status == 0) {
+    transient = true;
     if (status == 429) {
       ++counters_.throttled;
       backoff_.AtLeast(config_.throttled_floor_ms);
-    }
-    if (r.attempts < kMaxTwinAttempts || internal) {
-      const std::int64_t base = std::min<std::int64_t>(1'000LL << std::min(r.attempts, 5), 30'000);
-      RetryTwinLater(it, base / 2 + static_cast<std::int64_t>(random_.Uniform() *
-                                                              static_cast<double>(base) / 2));
-      return;
     }
     error = MakeError(status == 429 ? "throttled"
                       : status == 0 ? "timeout"
@@ -595,6 +626,14 @@ void DeviceSession::CompleteTwin(std::list<TwinRequest>::iterator it, int status
         MakeError("twin_rejected", fmt::format("the hub answered {} to the twin {}", status,
                                                r.kind == TwinKind::kReported ? "patch" : "GET"));
   }
+  // The session's own GET never gives up (desired properties depend on it), but waits
+  // longer each time: every GET counts against the daily quota.
+  if (error && (internal || (transient && ++r.attempts < kMaxTwinAttempts))) {
+    if (internal) ++r.attempts;
+    RetryTwinLater(it, TwinRetryDelayMs(r.attempts));
+    return;
+  }
+  if (r.retry_timer != 0) loop_.Cancel(r.retry_timer);
   TwinRequest done = std::move(r);
   twin_requests_.erase(it);
   if (done.kind != TwinKind::kReported) {
@@ -603,7 +642,6 @@ void DeviceSession::CompleteTwin(std::list<TwinRequest>::iterator it, int status
       if (auto change = desired_.OnFullDocument((*doc)["desired"])) listener_.OnDesired(*change);
     }
     if (done.on_twin) done.on_twin(doc ? Result<Json>(std::move(*doc)) : Result<Json>(*error));
-    if (internal && !doc) FullGetIfNeeded();
   } else if (done.on_reported) {
     done.on_reported(error ? Result<std::int64_t>(*error) : Result<std::int64_t>(version));
   }
@@ -632,13 +670,14 @@ void DeviceSession::HandleTwinResponse(std::string_view rest, std::string_view p
   const std::size_t query = rest.find('?');
   auto bag = ParsePropertyBag(query == std::string_view::npos ? "" : rest.substr(query + 1));
   const auto rid = bag ? FindProperty(*bag, "$rid") : std::nullopt;
-  if (!status || !rid) {
+  if (!status || !rid || rid->empty()) {
     Problem("bad_twin_response", fmt::format("malformed twin response topic '{}'", rest));
     return;
   }
   HubAnswered();
-  const auto it = std::find_if(twin_requests_.begin(), twin_requests_.end(),
-                               [&](const TwinRequest& r) { return r.rid == *rid; });
+  const auto it =
+      std::find_if(twin_requests_.begin(), twin_requests_.end(),
+                   [&](const TwinRequest& r) { return !r.rid.empty() && r.rid == *rid; });
   if (it == twin_requests_.end()) return;  // answer to a request that timed out meanwhile
   std::int64_t version = 0;
   if (auto v = FindProperty(*bag, "$version")) version = ParseInt(*v).value_or(0);

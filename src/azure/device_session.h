@@ -51,7 +51,7 @@ struct DeviceSessionConfig {
   int port = 8883;
   std::string device_id;
   std::string key;        // base64 device key: tokens are made and renewed from it
-  std::string sas_token;  // or a fixed token (cannot be renewed: the session stops at expiry)
+  std::string sas_token;  // or a fixed token (cannot be renewed: once expired, refused for good)
   std::string model_id;   // IoT Plug and Play model id (dtmi:...), optional
   int keepalive_s = 120;
   std::int64_t connect_timeout_ms = 15'000;  // TCP + TLS + CONNACK
@@ -85,7 +85,7 @@ enum class SessionState {
   kConnected,
   kBackingOff,      // waiting to reconnect after a failure
   kQuotaExhausted,  // the hub's daily quota is used up; waiting for 00:00 UTC
-  kRefused,         // the hub refused the credentials; retrying slowly
+  kRefused,         // the hub refused the credentials (retrying slowly), or a fixed token expired
 };
 std::string_view ToString(SessionState state);
 
@@ -159,13 +159,15 @@ class DeviceSession final : private MqttHandler {
   // Closes the connection. Queued telemetry stays queued (see pending()).
   void Stop();
 
-  // Queues telemetry. Errors: "too_large" (over 256 KB with properties), "queue_full",
-  // "bad_message" (a "$." application property name). Returns the message id.
+  // Queues telemetry. Errors: "too_large" (over 256 KB with all properties, or an MQTT topic
+  // over 64 KB), "queue_full", "bad_message" (a "$." application property name, a message id
+  // over 128 bytes). Returns the message id.
   Result<std::string> Send(TelemetryMessage message);
   // The full twin ({"desired":..,"reported":..}). Requests made while disconnected wait for
   // the connection; the timeout counts from when the request is sent.
   void GetTwin(TwinCallback done);
-  // Patches reported properties (null deletes). Survives reconnects until answered.
+  // Patches reported properties (null deletes). Resent after reconnects until answered;
+  // timeouts, 429 and 5xx answers are retried up to six attempts in all.
   void UpdateReported(Json patch, ReportedCallback done);
   // Answers a direct method. `payload` must be JSON text or empty.
   Status RespondMethod(std::string_view request_id, int status, std::string_view payload);
@@ -176,7 +178,8 @@ class DeviceSession final : private MqttHandler {
   std::size_t in_flight() const { return in_flight_.size(); }
   const DesiredTracker& desired() const { return desired_; }
   const std::string& device_id() const { return config_.device_id; }
-  // Loop time when a quota-exhausted session will try again (0 when not exhausted).
+  // Wall-clock time (ms since the epoch) at which a quota-exhausted session resumes (0 when
+  // the quota is not known to be exhausted).
   std::int64_t quota_resume_wall_ms() const { return quota_resume_wall_ms_; }
 
  private:
@@ -225,6 +228,7 @@ class DeviceSession final : private MqttHandler {
   bool SendTwinRequest(TwinRequest& request);
   void CompleteTwin(std::list<TwinRequest>::iterator it, int status, std::string_view body,
                     std::int64_t version);
+  std::int64_t TwinRetryDelayMs(int attempts);
   void RetryTwinLater(std::list<TwinRequest>::iterator it, std::int64_t delay_ms);
   void FullGetIfNeeded();
   void HandleCloudMessage(std::string_view bag, std::string_view payload);

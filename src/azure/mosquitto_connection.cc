@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,17 +40,28 @@ std::optional<std::pair<int, int>> NextSocketPairNumbers() {
   return std::make_pair(sv[0], sv[1]);
 }
 
-// An unnamed, non-blocking AF_UNIX stream socket: what libmosquitto's wake-up pair is.
+// What libmosquitto's wake-up pair looks like: an unnamed, non-blocking AF_UNIX stream socket
+// whose peer is this very process (a socketpair), not a connection to another program.
 bool IsWakeupSocket(int fd) {
   sockaddr_storage address{};
   socklen_t length = sizeof address;
   int type = 0;
   socklen_t type_length = sizeof type;
+  ucred peer{};
+  socklen_t peer_length = sizeof peer;
   const int flags = fcntl(fd, F_GETFL);
   return flags >= 0 && (flags & O_NONBLOCK) != 0 &&
          getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0 &&
          address.ss_family == AF_UNIX && length == sizeof(sa_family_t) &&
-         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) == 0 && type == SOCK_STREAM;
+         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) == 0 && type == SOCK_STREAM &&
+         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_length) == 0 && peer.pid == getpid();
+}
+
+// The identity of an open descriptor, to notice that its number now names something else.
+std::optional<std::pair<dev_t, ino_t>> Identity(int fd) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return std::nullopt;
+  return std::make_pair(st.st_dev, st.st_ino);
 }
 
 // One libmosquitto client object for one connection attempt. libmosquitto runs without its
@@ -73,6 +85,7 @@ class MosquittoConnection final : public MqttConnection {
     // The API does not expose the pair, so find it where the kernel put it and drain it.
     if (pair && IsWakeupSocket(pair->first) && IsWakeupSocket(pair->second)) {
       wakeup_read_fd_ = pair->first;
+      wakeup_identity_ = Identity(pair->first);
     }
     // The session keeps its own in-flight window; libmosquitto's default cap of 20 would
     // silently hold back larger ones.
@@ -181,6 +194,9 @@ class MosquittoConnection final : public MqttConnection {
   }
 
   void OnConnect(int rc) {
+    // The log is only read for handshake failures; afterwards each packet would pay for a
+    // formatted debug line.
+    mosquitto_log_callback_set(mosq_, nullptr);
     if (closed_ || ended_) return;
     Queue({Event::Kind::kConnack, rc, {}, {}});
     if (rc == 0) {
@@ -263,6 +279,10 @@ class MosquittoConnection final : public MqttConnection {
 
   void DrainWakeups() {
     if (wakeup_read_fd_ < 0) return;
+    if (Identity(wakeup_read_fd_) != wakeup_identity_) {
+      wakeup_read_fd_ = -1;  // not the descriptor we found: never read someone else's data
+      return;
+    }
     char buffer[512];
     while (read(wakeup_read_fd_, buffer, sizeof buffer) == static_cast<ssize_t>(sizeof buffer)) {
     }
@@ -298,7 +318,16 @@ class MosquittoConnection final : public MqttConnection {
 
   void UpdateInterest() {
     if (fd_ < 0) return;
-    loop_.SetInterest(fd_, true, !tcp_up_ || mosquitto_want_write(mosq_));
+    bool want_write = true;
+    if (tcp_up_) {
+      // During the TLS handshake libmosquitto keeps saying it wants to write (its flag is
+      // only cleared by a later packet write), which on an always-writable socket would spin
+      // the loop until the server answers: ask OpenSSL instead.
+      auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(mosq_));
+      want_write = ssl != nullptr && SSL_is_init_finished(ssl) == 0 ? SSL_want_write(ssl) != 0
+                                                                    : mosquitto_want_write(mosq_);
+    }
+    loop_.SetInterest(fd_, true, want_write);
   }
 
   void Teardown() {
@@ -317,6 +346,7 @@ class MosquittoConnection final : public MqttConnection {
   mosquitto* mosq_ = nullptr;
   int fd_ = -1;
   int wakeup_read_fd_ = -1;  // libmosquitto's; closed by mosquitto_destroy
+  std::optional<std::pair<dev_t, ino_t>> wakeup_identity_;
   bool tcp_up_ = false;
   bool connected_ = false;
   bool closed_ = false;  // Close() called: no more events
