@@ -6,6 +6,7 @@
 
 #include "openhab/event.h"
 #include "openhab/sse_parser.h"
+#include "openhab/topic_filter.h"
 
 namespace iothub::openhab {
 namespace {
@@ -214,6 +215,54 @@ TEST(EventTest, ItemNames) {
   EXPECT_FALSE(IsItemName("9x"));
   EXPECT_FALSE(IsItemName("a-b"));
   EXPECT_FALSE(IsItemName("a/b"));
+}
+
+}  // namespace
+}  // namespace iothub::openhab
+
+namespace iothub::openhab {
+namespace {
+
+TEST(TopicFilterTest, RegexSemanticsMatchWholeTopicsAndStarSpansSlashes) {
+  auto f =
+      TopicFilter::Parse("openhab/items/*/statechanged, openhab/things/*", FilterSemantics::kRegex);
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->Matches("openhab/items/Lamp/statechanged"));
+  EXPECT_TRUE(f->Matches("openhab/items/gAll/Lamp/statechanged")) << "'*' spans '/' (§3)";
+  EXPECT_FALSE(f->Matches("openhab/items/Lamp/statechanged/x"));
+  EXPECT_FALSE(f->Matches("openhab/items/Lamp/command"));
+  EXPECT_TRUE(f->Matches("openhab/things/a:b:c/statuschanged"));
+  EXPECT_FALSE(f->Matches("xopenhab/things/a"));
+  EXPECT_TRUE(TopicFilter::Parse("", FilterSemantics::kRegex)->Matches("anything"));
+}
+
+TEST(TopicFilterTest, InvalidCharactersAreRefusedAsOpenHabDoes) {
+  for (const char* bad : {"openhab/items/(.*)", "a.b", "x$", "a|b", "[ab]", "a+"}) {
+    auto f = TopicFilter::Parse(bad, FilterSemantics::kRegex);
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_EQ(f.error().code, "bad_filter");
+  }
+  EXPECT_TRUE(TopicFilter::Parse("openhab/items/a-b_c:d/*", FilterSemantics::kRegex).ok());
+}
+
+TEST(TopicFilterTest, PrefixSemanticsOfOldServers) {
+  auto f = TopicFilter::Parse("openhab/items/", FilterSemantics::kPrefix);
+  EXPECT_TRUE(f->Matches("openhab/items/Lamp/state"));
+  EXPECT_FALSE(f->Matches("openhab/things/x/statuschanged"));
+}
+
+TEST(TopicFilterTest, TheClientsFilterSelectsTheSameTopicsUnderBothSemantics) {
+  const std::vector<std::string> wanted = {
+      "openhab/items/Lamp/statechanged", "openhab/items/g/Lamp/statechanged",
+      "openhab/items/Lamp/added", "openhab/things/a:b:c/statuschanged"};
+  const std::vector<std::string> unwanted = {"openhab/inbox/x/added", "openhab/rules/r/state",
+                                             "openhab/channels/c/triggered"};
+  for (auto semantics : {FilterSemantics::kRegex, FilterSemantics::kPrefix}) {
+    auto f = TopicFilter::Parse(ClientTopicFilter(), semantics);
+    ASSERT_TRUE(f.ok());
+    for (const auto& t : wanted) EXPECT_TRUE(f->Matches(t)) << t;
+    for (const auto& t : unwanted) EXPECT_FALSE(f->Matches(t)) << t;
+  }
 }
 
 }  // namespace
