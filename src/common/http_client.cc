@@ -72,11 +72,29 @@ std::unique_ptr<HttpClient> HttplibClient::Create(EventLoop& loop, HttpClientCon
 }
 
 HttplibClient::HttplibClient(EventLoop& loop, HttpClientConfig config)
-    : loop_(loop),
-      config_(std::move(config)),
-      client_(std::make_unique<httplib::SSLClient>(config_.host, config_.port)) {
-  if (!config_.ca_file.empty()) client_->set_ca_cert_path(config_.ca_file.c_str());
-  client_->enable_server_certificate_verification(true);
+    : loop_(loop), config_(std::move(config)) {
+  if (config_.tls) {
+    auto tls = std::make_unique<httplib::SSLClient>(config_.host, config_.port);
+    if (!config_.ca_file.empty()) tls->set_ca_cert_path(config_.ca_file.c_str());
+    tls->enable_server_certificate_verification(true);
+    SSL_CTX* ctx = tls->ssl_context();
+    if (ctx == nullptr) {
+      std::fprintf(stderr, "fatal: cannot create an OpenSSL client context\n");
+      std::abort();
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    // OpenSSL checks the certificate's names during the handshake, and httplib then refuses a
+    // failed verification. httplib 0.11's own name check is not enough on its own: for an IP
+    // address it compares uninitialised memory, so it can accept a certificate for another IP.
+    X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, config_.host.c_str()) != 1) {
+      X509_VERIFY_PARAM_set1_host(param, config_.host.c_str(), config_.host.size());
+    }
+    client_ = std::move(tls);
+  } else {
+    client_ = std::make_unique<httplib::ClientImpl>(config_.host, config_.port);
+  }
   const auto [connect_s, connect_us] = SecondsAndMicros(config_.connect_timeout_ms);
   client_->set_connection_timeout(connect_s, connect_us);
   const auto [read_s, read_us] = SecondsAndMicros(config_.read_timeout_ms);
@@ -85,20 +103,6 @@ HttplibClient::HttplibClient(EventLoop& loop, HttpClientConfig config)
   client_->set_keep_alive(true);
   client_->set_tcp_nodelay(true);
   client_->set_url_encode(false);  // paths arrive encoded; encoding again would corrupt '%'
-  SSL_CTX* ctx = client_->ssl_context();
-  if (ctx == nullptr) {
-    std::fprintf(stderr, "fatal: cannot create an OpenSSL client context\n");
-    std::abort();
-  }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  // OpenSSL checks the certificate's names during the handshake, and httplib then refuses a
-  // failed verification. httplib 0.11's own name check is not enough on its own: for an IP
-  // address it compares uninitialised memory, so it can accept a certificate for another IP.
-  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  if (X509_VERIFY_PARAM_set1_ip_asc(param, config_.host.c_str()) != 1) {
-    X509_VERIFY_PARAM_set1_host(param, config_.host.c_str(), config_.host.size());
-  }
   worker_ = std::thread([this] { WorkerMain(); });
 }
 

@@ -20,7 +20,7 @@
 #include "common/result.h"
 
 namespace httplib {
-class SSLClient;
+class ClientImpl;
 }
 
 namespace iothub {
@@ -62,17 +62,17 @@ struct HttpClientConfig {
   std::string ca_file;  // PEM bundle of trusted CAs; empty: the system's CAs
   std::int64_t connect_timeout_ms = 10'000;
   std::int64_t read_timeout_ms = 30'000;
+  bool tls = true;  // false: plain HTTP (a local openHAB on :8080); ca_file is then unused
 };
 
-// HTTPS through cpp-httplib on one worker thread this object owns: requests run one at a
-// time in the order sent, over one kept-alive connection, and completions are posted to the
-// loop. The server certificate is verified against `ca_file` (or the system's CAs) and must
-// name `host`.
-// Send() must be called on the loop thread, and the object destroyed there, before the loop.
-// Destruction drops the queued requests and interrupts the one in flight: no `done` is called
-// after the destructor starts, including completions already posted to the loop. It joins the
-// worker, which takes up to connect_timeout_ms while a connection is being opened (and, in
-// the rare race with a request just starting, up to that request's timeouts).
+// HTTPS (or plain HTTP) through cpp-httplib on one worker thread this object owns: requests run one
+// at a time in the order sent, over one kept-alive connection, and completions are posted to the
+// loop. With TLS, the server certificate is verified against `ca_file` (or the system's CAs) and
+// must name `host`. Send() must be called on the loop thread, and the object destroyed there,
+// before the loop. Destruction drops the queued requests and interrupts the one in flight: no
+// `done` is called after the destructor starts, including completions already posted to the loop.
+// It joins the worker, which takes up to connect_timeout_ms while a connection is being opened
+// (and, in the rare race with a request just starting, up to that request's timeouts).
 class HttplibClient final : public HttpClient {
  public:
   static std::unique_ptr<HttpClient> Create(EventLoop& loop, HttpClientConfig config);
@@ -100,7 +100,7 @@ class HttplibClient final : public HttpClient {
   // the token, is gone. Both are checked and destroyed on the loop thread only.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
   const std::weak_ptr<int> alive_weak_ = alive_;
-  std::unique_ptr<httplib::SSLClient> client_;  // used by the worker; stop() by the destructor
+  std::unique_ptr<httplib::ClientImpl> client_;  // used by the worker; stop() by the destructor
 
   std::mutex mutex_;
   std::condition_variable wake_;
