@@ -1,0 +1,62 @@
+// openHAB's REST API as the connector uses it (shared/reference/openhab.md §1, §4): server
+// facts, the item list with the connector's metadata, commands and state updates, with the
+// server's error answers mapped to meaningful codes. Requests go through the HttpClient seam;
+// callbacks run on its event loop. Not thread-safe: loop thread only.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/event_loop.h"
+#include "common/http_client.h"
+#include "common/result.h"
+#include "openhab/item.h"
+
+namespace iothub::openhab {
+
+struct RestClientConfig {
+  std::string token;  // an API token (oh.<name>.<random>); empty: anonymous (USER role)
+  // Send the token as Basic user name (empty password) instead of Bearer: for servers behind
+  // proxies that strip Bearer headers (§4).
+  bool basic_auth = false;
+};
+
+// Error codes: "bad_argument" (checked before sending: item name, empty text), "rejected"
+// (400: the text does not parse for the item's type), "unauthorized" (401), "forbidden"
+// (403), "not_found" (404), "server_error" (5xx), "http_status" (anything else unexpected),
+// "bad_response" (a body that cannot be understood), and the transport's "http_transport".
+// Messages carry openHAB's own explanation and never the token.
+class RestClient {
+ public:
+  // Callbacks run on `loop`, never inside the call (argument errors included).
+  RestClient(EventLoop& loop, HttpClient& http, RestClientConfig config);
+
+  void GetServerInfo(std::function<void(Result<ServerInfo>)> done);
+  // GET /rest/items with the azureiothub metadata namespace.
+  void GetItems(std::function<void(Result<ItemList>)> done);
+  // POST /rest/items/{name}, text/plain: what a user's command does.
+  void SendCommand(std::string_view item, std::string_view command,
+                   std::function<void(Status)> done);
+  // PUT /rest/items/{name}/state: a state update without a command (e.g. for Contacts).
+  void UpdateState(std::string_view item, std::string_view state, std::function<void(Status)> done);
+
+  // The Authorization header for this configuration (also used by the event stream); empty
+  // when anonymous.
+  std::string AuthorizationHeader() const;
+
+ private:
+  HttpRequest Request(std::string method, std::string path, std::string body = {}) const;
+  void SendText(std::string method, std::string_view item, std::string path_suffix,
+                std::string_view text, std::function<void(Status)> done);
+
+  EventLoop& loop_;
+  HttpClient& http_;
+  RestClientConfig config_;
+};
+
+// The error for a non-2xx answer: openHAB's `{"error":{"message":..,"http-code":..}}` message
+// when present. Exposed for the event stream, which gets the same bodies.
+Error ErrorForStatus(const HttpResponse& response, std::string_view what);
+
+}  // namespace iothub::openhab
