@@ -43,13 +43,6 @@ bool ValidDeviceId(std::string_view id) {
   });
 }
 
-std::optional<Json> ParseJson(std::string_view text) {
-  if (!JsonDepthWithin(text, kMaxJsonDepth)) return std::nullopt;
-  Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return std::nullopt;
-  return doc;
-}
-
 std::string Hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -281,7 +274,7 @@ void DeviceSession::UpdateReported(Json patch, ReportedCallback done) {
 
 Status DeviceSession::RespondMethod(std::string_view request_id, int status,
                                     std::string_view payload) {
-  if (!payload.empty() && !ParseJson(payload)) {
+  if (!payload.empty() && !ParseUntrustedJson(payload)) {
     return MakeError("bad_payload", "a method response payload must be JSON (or empty)");
   }
   if (!connack_) {
@@ -613,7 +606,7 @@ void DeviceSession::CompleteTwin(std::list<TwinRequest>::iterator it, int status
                           ? fmt::format("no twin response within {} ms", config_.twin_timeout_ms)
                           : fmt::format("the hub answered {} to the twin request", status));
   } else if (r.kind != TwinKind::kReported && status == 200) {
-    doc = ParseJson(body);
+    doc = ParseUntrustedJson(body);
     if (!doc || !doc->is_object() || !doc->contains("desired") || !(*doc)["desired"].is_object()) {
       Problem("bad_twin", "the hub's twin document is not valid JSON with a desired section");
       error = MakeError("bad_twin", "the hub sent a malformed twin document");
@@ -685,7 +678,7 @@ void DeviceSession::HandleTwinResponse(std::string_view rest, std::string_view p
 }
 
 void DeviceSession::HandleDesiredPatch(std::string_view payload) {
-  auto patch = ParseJson(payload);
+  auto patch = ParseUntrustedJson(payload);
   if (!patch || !patch->is_object() || !patch->contains("$version")) {
     Problem("bad_desired_patch",
             "the hub pushed a desired patch that is not JSON with $version; "

@@ -46,14 +46,6 @@ std::string Tidy(std::string_view text) {
   return out;
 }
 
-// A JSON document from an untrusted body; nullopt if it is not JSON (or nested absurdly).
-std::optional<Json> ParseJson(std::string_view text) {
-  if (!JsonDepthWithin(text, kMaxJsonDepth)) return std::nullopt;
-  Json parsed = Json::parse(text, nullptr, false);
-  if (parsed.is_discarded()) return std::nullopt;
-  return parsed;
-}
-
 const Json* Member(const Json& object, const char* key) {
   if (!object.is_object()) return nullptr;
   const auto it = object.find(key);
@@ -75,7 +67,7 @@ bool OptionalString(const Json& object, const char* key, std::string* out) {
 ServiceError ParseServiceError(const HttpResponse& response) {
   ServiceError error;
   if (auto header = response.Header("iothub-errorcode")) error.name = Tidy(*header);
-  const std::optional<Json> body = ParseJson(response.body);
+  const std::optional<Json> body = ParseUntrustedJson(response.body);
   if (!body || !body->is_object()) {
     error.text = Tidy(response.body);
     return error;
@@ -92,7 +84,8 @@ ServiceError ParseServiceError(const HttpResponse& response) {
     const std::size_t semicolon = text.find(';');
     if (error.name.empty()) error.name = Tidy(text.substr(0, semicolon));
     text = semicolon == std::string_view::npos ? std::string_view() : text.substr(semicolon + 1);
-  } else if (const std::optional<Json> inner = ParseJson(text); inner && inner->is_object()) {
+  } else if (const std::optional<Json> inner = ParseUntrustedJson(text);
+             inner && inner->is_object()) {
     if (const Json* code = Member(*inner, "errorCode"); code && code->is_number_integer()) {
       error.number = code->get<std::int64_t>();
     }
@@ -188,7 +181,7 @@ Result<Device> ParseDevice(const Json& j) {
 
 // A body that must be one device.
 Result<Device> DeviceFromBody(std::string_view what, const std::string& body) {
-  const std::optional<Json> json = ParseJson(body);
+  const std::optional<Json> json = ParseUntrustedJson(body);
   if (!json) return BadResponse(what, "the body is not JSON");
   Result<Device> device = ParseDevice(*json);
   if (!device) return BadResponse(what, device.error().message);
@@ -475,7 +468,7 @@ void RegistryClient::List(ListCallback done) {
             const std::string what = "GET /devices";
             if (!result) return done(result.error());
             if (result->status != 200) return done(ErrorFromResponse(what, *result, attempts));
-            const std::optional<Json> json = ParseJson(result->body);
+            const std::optional<Json> json = ParseUntrustedJson(result->body);
             if (!json || !json->is_array())
               return done(BadResponse(what, "the body is not a JSON array"));
             std::vector<Device> devices;
@@ -547,7 +540,8 @@ void RegistryClient::SendBulkBatch(const std::shared_ptr<Bulk>& bulk) {
             // A partial failure is a 400 carrying a bulk result; a 400 without one rejects the
             // whole request.
             std::optional<Json> json;
-            if (result->status == 200 || result->status == 400) json = ParseJson(result->body);
+            if (result->status == 200 || result->status == 400)
+              json = ParseUntrustedJson(result->body);
             const bool has_result = json && Member(*json, "isSuccessful") != nullptr;
             if (!has_result) {
               if (result->status == 200) {

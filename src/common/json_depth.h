@@ -3,6 +3,8 @@
 // Thread-safe (pure function).
 #pragma once
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string_view>
 
 namespace iothub {
@@ -33,5 +35,14 @@ inline bool JsonDepthWithin(std::string_view text, int max_depth) {
 
 // Deeper than any document IoT Hub accepts (twins allow 10 levels) yet far from the stack.
 inline constexpr int kMaxJsonDepth = 64;
+
+// A JSON document from untrusted text: nullopt if it is not JSON or nests absurdly deep.
+// Never throws.
+inline std::optional<nlohmann::json> ParseUntrustedJson(std::string_view text) {
+  if (!JsonDepthWithin(text, kMaxJsonDepth)) return std::nullopt;
+  nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return std::nullopt;
+  return doc;
+}
 
 }  // namespace iothub

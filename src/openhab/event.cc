@@ -21,13 +21,6 @@ std::vector<std::string_view> Split(std::string_view text, char separator) {
   }
 }
 
-std::optional<Json> ParseJson(std::string_view text) {
-  if (!JsonDepthWithin(text, kMaxJsonDepth)) return std::nullopt;
-  Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return std::nullopt;
-  return doc;
-}
-
 // A string member, or "" when absent; nullopt when present with another type.
 std::optional<std::string> StringField(const Json& object, const char* key) {
   const auto it = object.find(key);
@@ -144,7 +137,7 @@ bool IsItemName(std::string_view name) {
 }
 
 Result<Event> DecodeEvent(const SseEvent& sse) {
-  auto data = ParseJson(sse.data);
+  auto data = ParseUntrustedJson(sse.data);
   if (!data || !data->is_object()) return Bad("event data is not a JSON object");
   Event event;
   if (sse.event == "alive") {
@@ -164,7 +157,7 @@ Result<Event> DecodeEvent(const SseEvent& sse) {
   event.topic = std::move(*topic);
   event.type = std::move(*type);
   if (!payload_text->empty()) {
-    auto payload = ParseJson(*payload_text);
+    auto payload = ParseUntrustedJson(*payload_text);
     if (!payload) return Bad(fmt::format("{} payload is not JSON", event.type));
     event.payload = std::move(*payload);
   }

@@ -10,13 +10,6 @@
 namespace iothub::openhab {
 namespace {
 
-std::optional<Json> ParseJson(std::string_view text) {
-  if (!JsonDepthWithin(text, kMaxJsonDepth)) return std::nullopt;
-  Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return std::nullopt;
-  return doc;
-}
-
 // Reads an optional string member; a member of another type is an error.
 bool ReadString(const Json& object, const char* key, std::string& out) {
   const auto it = object.find(key);
@@ -114,7 +107,7 @@ Result<Item> ParseItem(const Json& object) {
 }
 
 Result<ItemList> ParseItems(std::string_view body) {
-  auto doc = ParseJson(body);
+  auto doc = ParseUntrustedJson(body);
   if (!doc || !doc->is_array()) {
     return MakeError("bad_response", "the item list is not a JSON array");
   }
@@ -132,7 +125,7 @@ Result<ItemList> ParseItems(std::string_view body) {
 }
 
 Result<ServerInfo> ParseServerInfo(std::string_view body) {
-  auto doc = ParseJson(body);
+  auto doc = ParseUntrustedJson(body);
   if (!doc || !doc->is_object())
     return MakeError("bad_response", "GET /rest/ is not a JSON object");
   ServerInfo info;

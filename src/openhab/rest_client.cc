@@ -13,9 +13,9 @@ namespace {
 
 // openHAB's explanation from an error body, if it has one.
 std::string ServerMessage(std::string_view body) {
-  if (body.empty() || !JsonDepthWithin(body, kMaxJsonDepth)) return {};
-  const Json doc = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_object()) return {};
+  const auto parsed = ParseUntrustedJson(body);
+  if (!parsed || !parsed->is_object()) return {};
+  const Json& doc = *parsed;
   const auto error = doc.find("error");
   if (error == doc.end() || !error->is_object()) return {};
   const auto message = error->find("message");
