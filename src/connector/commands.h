@@ -9,4 +9,8 @@ namespace iothub::connector {
 // `sas-token`: prints a SAS token (shared/reference/azure-iothub.md §2).
 void AddSasTokenCommand(CLI::App& app, int& exit_code);
 
+// `inspect`: prints openHAB's items as the connector understands them, then follows changes
+// (shared/reference/openhab.md).
+void AddInspectCommand(CLI::App& app, int& exit_code);
+
 }  // namespace iothub::connector
