@@ -14,7 +14,7 @@
 namespace iothub {
 namespace {
 
-constexpr std::size_t kMaxErrorBody = 64 * 1024;
+constexpr std::size_t kMaxErrorBody = std::size_t{64} * 1024;
 
 std::unique_ptr<httplib::ClientImpl> MakeClient(const HttpClientConfig& config) {
   std::unique_ptr<httplib::ClientImpl> client;

@@ -65,7 +65,7 @@ Json Describe(const openhab::Item& item) {
   return out;
 }
 
-void Print(Json line) {
+void Print(const Json& line) {
   std::cout << line.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n" << std::flush;
 }
 
@@ -75,7 +75,7 @@ class Printer final : public openhab::MirrorListener {
   void OnItemAdded(const openhab::Item& item) override {
     Json line = Describe(item);
     if (synced_once_) line["event"] = "added";
-    Print(std::move(line));
+    Print(line);
   }
   void OnItemRemoved(const std::string& name) override {
     Print({{"event", "removed"}, {"name", name}});
@@ -83,7 +83,7 @@ class Printer final : public openhab::MirrorListener {
   void OnItemUpdated(const openhab::Item& item) override {
     Json line = Describe(item);
     line["event"] = "updated";
-    Print(std::move(line));
+    Print(line);
   }
   void OnStateChanged(const openhab::Item& item, const std::string& old,
                       openhab::ChangeSource source) override {
@@ -91,7 +91,7 @@ class Printer final : public openhab::MirrorListener {
     line["event"] = "changed";
     line["oldState"] = old;
     if (source == openhab::ChangeSource::kResync) line["missed"] = true;
-    Print(std::move(line));
+    Print(line);
   }
   void OnCommand(const std::string& item, const std::string& type,
                  const std::string& value) override {

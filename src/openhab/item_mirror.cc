@@ -67,7 +67,7 @@ void ItemMirror::Connect() {
     rest_.GetItems(
         [this, generation](Result<ItemList> list) { OnResync(std::move(list), generation); });
   };
-  handlers.on_data = [this, generation](std::string chunk) {
+  handlers.on_data = [this, generation](const std::string& chunk) {
     if (generation != generation_) return;
     last_traffic_ms_ = loop_.NowMs();
     parser_.Feed(chunk, *this);
@@ -184,9 +184,10 @@ void ItemMirror::Apply(const Event& event, ChangeSource source) {
         listener_.OnProblem(item.error());
         return;
       }
-      const auto it = items_.find(item->name);
+      const std::string name = item->name;
+      const auto it = items_.find(name);
       if (it == items_.end()) {
-        const auto [added, inserted] = items_.emplace(item->name, std::move(item).value());
+        const auto [added, inserted] = items_.emplace(name, std::move(item).value());
         listener_.OnItemAdded(added->second);
       } else {
         item->state = it->second.state;  // definitions in these events carry no fresh state

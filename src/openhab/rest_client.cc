@@ -83,7 +83,7 @@ void RestClient::UpdateState(std::string_view item, std::string_view state,
   SendText("PUT", item, "/state", state, std::move(done));
 }
 
-void RestClient::SendText(std::string method, std::string_view item, std::string path_suffix,
+void RestClient::SendText(std::string method, std::string_view item, const std::string& path_suffix,
                           std::string_view text, std::function<void(Status)> done) {
   const std::string what = fmt::format("{} {} to {}", method == "POST" ? "command" : "state update",
                                        text.substr(0, 64), item);

@@ -47,7 +47,7 @@ class RestClient {
 
  private:
   HttpRequest Request(std::string method, std::string path, std::string body = {}) const;
-  void SendText(std::string method, std::string_view item, std::string path_suffix,
+  void SendText(std::string method, std::string_view item, const std::string& path_suffix,
                 std::string_view text, std::function<void(Status)> done);
 
   EventLoop& loop_;
