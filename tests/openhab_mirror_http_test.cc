@@ -24,21 +24,36 @@ struct Changes final : MirrorListener {
   std::vector<std::string> log;
 };
 
+// The real transport to the stand-in, on a loop the test drives.
+struct Wiring {
+  explicit Wiring(const TinyOpenHab& openhab, const std::string& token)
+      : config(Config(openhab.port())),
+        http(HttplibClient::Create(loop, config)),
+        streamer(loop, config),
+        rest(loop, *http, {token, false}) {}
+  static HttpClientConfig Config(int port) {
+    HttpClientConfig c;
+    c.host = "127.0.0.1";
+    c.port = port;
+    c.tls = false;
+    return c;
+  }
+  PollLoop loop;
+  HttpClientConfig config;
+  std::unique_ptr<HttpClient> http;
+  HttplibStreamer streamer;
+  RestClient rest;
+  SystemRandom random{1};
+};
+
 TEST(ItemMirrorHttpTest, FollowsChangesAndResyncsExactlyOnceAfterADroppedStream) {
   TinyOpenHab openhab;
-  PollLoop loop;
-  HttpClientConfig http_config;
-  http_config.host = "127.0.0.1";
-  http_config.port = openhab.port();
-  http_config.tls = false;
-  auto http = HttplibClient::Create(loop, http_config);
-  HttplibStreamer streamer(loop, http_config);
-  RestClient rest(loop, *http, {"oh.test.token", false});
-  SystemRandom random(1);
+  Wiring w(openhab, "oh.test.token");
+  PollLoop& loop = w.loop;
   MirrorConfig config;
   config.reconnect = {100, 1'000, 2.0, 0.5};
   Changes changes;
-  ItemMirror mirror(loop, streamer, rest, random, config, changes);
+  ItemMirror mirror(loop, w.streamer, w.rest, w.random, config, changes);
   mirror.Start();
   ASSERT_TRUE(loop.RunUntil([&] { return mirror.synced(); }, 10'000));
   openhab.Change("Lamp", "ON", /*announce=*/true);
@@ -58,20 +73,13 @@ TEST(ItemMirrorHttpTest, FollowsChangesAndResyncsExactlyOnceAfterADroppedStream)
 
 TEST(ItemMirrorHttpTest, WrongTokenIsReportedWithOpenHabsMessage) {
   TinyOpenHab openhab;
-  PollLoop loop;
-  HttpClientConfig http_config;
-  http_config.host = "127.0.0.1";
-  http_config.port = openhab.port();
-  http_config.tls = false;
-  auto http = HttplibClient::Create(loop, http_config);
-  HttplibStreamer streamer(loop, http_config);
-  RestClient rest(loop, *http, {"oh.wrong.token", false});
-  SystemRandom random(1);
+  Wiring w(openhab, "oh.wrong.token");
+  PollLoop& loop = w.loop;
   struct Down final : MirrorListener {
     void OnConnection(bool, std::string_view detail) override { detail_ = std::string(detail); }
     std::string detail_;
   } down;
-  ItemMirror mirror(loop, streamer, rest, random, MirrorConfig{}, down);
+  ItemMirror mirror(loop, w.streamer, w.rest, w.random, MirrorConfig{}, down);
   mirror.Start();
   ASSERT_TRUE(loop.RunUntil([&] { return !down.detail_.empty(); }, 10'000));
   EXPECT_NE(down.detail_.find("401: Invalid credentials"), std::string::npos) << down.detail_;
