@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/httplib_client.h"
+
 namespace iothub {
 namespace {
 
@@ -71,11 +73,11 @@ std::unique_ptr<HttpClient> HttplibClient::Create(EventLoop& loop, HttpClientCon
   return std::make_unique<HttplibClient>(loop, std::move(config));
 }
 
-HttplibClient::HttplibClient(EventLoop& loop, HttpClientConfig config)
-    : loop_(loop), config_(std::move(config)) {
-  if (config_.tls) {
-    auto tls = std::make_unique<httplib::SSLClient>(config_.host, config_.port);
-    if (!config_.ca_file.empty()) tls->set_ca_cert_path(config_.ca_file.c_str());
+std::unique_ptr<httplib::ClientImpl> MakeHttplibClient(const HttpClientConfig& config) {
+  std::unique_ptr<httplib::ClientImpl> client;
+  if (config.tls) {
+    auto tls = std::make_unique<httplib::SSLClient>(config.host, config.port);
+    if (!config.ca_file.empty()) tls->set_ca_cert_path(config.ca_file.c_str());
     tls->enable_server_certificate_verification(true);
     SSL_CTX* ctx = tls->ssl_context();
     if (ctx == nullptr) {
@@ -88,21 +90,26 @@ HttplibClient::HttplibClient(EventLoop& loop, HttpClientConfig config)
     // address it compares uninitialised memory, so it can accept a certificate for another IP.
     X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, config_.host.c_str()) != 1) {
-      X509_VERIFY_PARAM_set1_host(param, config_.host.c_str(), config_.host.size());
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, config.host.c_str()) != 1) {
+      X509_VERIFY_PARAM_set1_host(param, config.host.c_str(), config.host.size());
     }
-    client_ = std::move(tls);
+    client = std::move(tls);
   } else {
-    client_ = std::make_unique<httplib::ClientImpl>(config_.host, config_.port);
+    client = std::make_unique<httplib::ClientImpl>(config.host, config.port);
   }
-  const auto [connect_s, connect_us] = SecondsAndMicros(config_.connect_timeout_ms);
-  client_->set_connection_timeout(connect_s, connect_us);
-  const auto [read_s, read_us] = SecondsAndMicros(config_.read_timeout_ms);
-  client_->set_read_timeout(read_s, read_us);
-  client_->set_write_timeout(read_s, read_us);
+  const auto [connect_s, connect_us] = SecondsAndMicros(config.connect_timeout_ms);
+  client->set_connection_timeout(connect_s, connect_us);
+  const auto [read_s, read_us] = SecondsAndMicros(config.read_timeout_ms);
+  client->set_read_timeout(read_s, read_us);
+  client->set_write_timeout(read_s, read_us);
+  client->set_tcp_nodelay(true);
+  client->set_url_encode(false);  // paths arrive encoded; encoding again would corrupt '%'
+  return client;
+}
+
+HttplibClient::HttplibClient(EventLoop& loop, HttpClientConfig config)
+    : loop_(loop), config_(std::move(config)), client_(MakeHttplibClient(config_)) {
   client_->set_keep_alive(true);
-  client_->set_tcp_nodelay(true);
-  client_->set_url_encode(false);  // paths arrive encoded; encoding again would corrupt '%'
   worker_ = std::thread([this] { WorkerMain(); });
 }
 

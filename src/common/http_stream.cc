@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <signal.h>
 
 #include <chrono>
@@ -11,35 +9,12 @@
 #include <mutex>
 #include <utility>
 
+#include "common/httplib_client.h"
+
 namespace iothub {
 namespace {
 
 constexpr std::size_t kMaxErrorBody = std::size_t{64} * 1024;
-
-std::unique_ptr<httplib::ClientImpl> MakeClient(const HttpClientConfig& config) {
-  std::unique_ptr<httplib::ClientImpl> client;
-  if (config.tls) {
-    auto tls = std::make_unique<httplib::SSLClient>(config.host, config.port);
-    if (!config.ca_file.empty()) tls->set_ca_cert_path(config.ca_file.c_str());
-    tls->enable_server_certificate_verification(true);
-    if (SSL_CTX* ctx = tls->ssl_context(); ctx != nullptr) {
-      SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-      X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
-      if (X509_VERIFY_PARAM_set1_ip_asc(param, config.host.c_str()) != 1) {
-        X509_VERIFY_PARAM_set1_host(param, config.host.c_str(), config.host.size());
-      }
-    }
-    client = std::move(tls);
-  } else {
-    client = std::make_unique<httplib::ClientImpl>(config.host, config.port);
-  }
-  client->set_connection_timeout(std::chrono::milliseconds(config.connect_timeout_ms));
-  // A stream may be silent between events; its owner supervises liveness itself.
-  client->set_read_timeout(std::chrono::milliseconds(config.read_timeout_ms));
-  client->set_url_encode(false);
-  client->set_tcp_nodelay(true);
-  return client;
-}
 
 class HttplibStream final : public HttpStreamHandle {
  public:
@@ -47,7 +22,7 @@ class HttplibStream final : public HttpStreamHandle {
                 StreamHandlers handlers)
       : loop_(loop),
         alive_(std::make_shared<std::atomic<bool>>(true)),
-        client_(MakeClient(config)),
+        client_(MakeHttplibClient(config)),
         what_(fmt::format("{}:{}{}", config.host, config.port, request.path)) {
     thread_ = std::thread([this, request = std::move(request), handlers = std::move(handlers)] {
       Run(request, handlers);
