@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -33,19 +34,10 @@ PollLoop::~PollLoop() { close(wake_fd_); }
 std::int64_t PollLoop::NowMs() const { return SteadyNowMs(); }
 
 EventLoop::TimerId PollLoop::RunAfter(std::int64_t delay_ms, Task task) {
-  const TimerId id = next_timer_++;
-  const std::int64_t due = NowMs() + (delay_ms < 0 ? 0 : delay_ms);
-  timers_.emplace(std::make_pair(due, id), std::move(task));
-  timer_due_.emplace(id, due);
-  return id;
+  return timers_.Add(NowMs() + std::max<std::int64_t>(delay_ms, 0), std::move(task));
 }
 
-void PollLoop::Cancel(TimerId id) {
-  const auto it = timer_due_.find(id);
-  if (it == timer_due_.end()) return;
-  timers_.erase({it->second, id});
-  timer_due_.erase(it);
-}
+void PollLoop::Cancel(TimerId id) { timers_.Cancel(id); }
 
 void PollLoop::Post(Task task) {
   {
@@ -102,8 +94,8 @@ bool PollLoop::RunUntil(const std::function<bool()>& done, std::int64_t timeout_
 
 void PollLoop::RunOnce(std::int64_t max_wait_ms) {
   std::int64_t wait_ms = max_wait_ms;
-  if (!timers_.empty()) {
-    wait_ms = std::min(wait_ms, std::max<std::int64_t>(0, timers_.begin()->first.first - NowMs()));
+  if (const auto due = timers_.NextDue()) {
+    wait_ms = std::min(wait_ms, std::max<std::int64_t>(0, *due - NowMs()));
   }
   std::vector<pollfd> fds;
   std::vector<std::uint64_t> generations;
@@ -144,11 +136,7 @@ void PollLoop::RunOnce(std::int64_t max_wait_ms) {
 
 void PollLoop::RunDueTimers() {
   const std::int64_t now = NowMs();
-  while (!timers_.empty() && timers_.begin()->first.first <= now) {
-    auto node = timers_.extract(timers_.begin());
-    timer_due_.erase(node.key().second);
-    node.mapped()();
-  }
+  while (auto task = timers_.PopDue(now)) (*task)();
 }
 
 void PollLoop::RunPosted() {

@@ -5,12 +5,13 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "common/timer_queue.h"
 
 namespace iothub {
 
@@ -76,9 +77,7 @@ class PollLoop final : public EventLoop {
   void RunPosted();
 
   int wake_fd_ = -1;
-  TimerId next_timer_ = 1;
-  std::map<std::pair<std::int64_t, TimerId>, Task> timers_;  // ordered by (due, id)
-  std::unordered_map<TimerId, std::int64_t> timer_due_;
+  TimerQueue timers_;
   std::unordered_map<int, Watcher> watchers_;
   std::uint64_t next_generation_ = 1;
   bool stop_requested_ = false;

@@ -5,11 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
-#include <map>
-#include <unordered_map>
 #include <utility>
 
 #include "common/event_loop.h"
+#include "common/timer_queue.h"
 
 namespace iothub::testing {
 
@@ -17,18 +16,9 @@ class ManualLoop final : public EventLoop {
  public:
   std::int64_t NowMs() const override { return now_ms_; }
   TimerId RunAfter(std::int64_t delay_ms, Task task) override {
-    const TimerId id = next_id_++;
-    const std::int64_t due = now_ms_ + (delay_ms < 0 ? 0 : delay_ms);
-    timers_.emplace(std::make_pair(due, id), std::move(task));
-    due_.emplace(id, due);
-    return id;
+    return timers_.Add(now_ms_ + (delay_ms < 0 ? 0 : delay_ms), std::move(task));
   }
-  void Cancel(TimerId id) override {
-    const auto it = due_.find(id);
-    if (it == due_.end()) return;
-    timers_.erase({it->second, id});
-    due_.erase(it);
-  }
+  void Cancel(TimerId id) override { timers_.Cancel(id); }
   void Post(Task task) override { posted_.push_back(std::move(task)); }
   void Watch(int, bool, bool, FdCallback) override { Unsupported(); }
   void SetInterest(int, bool, bool) override { Unsupported(); }
@@ -43,10 +33,8 @@ class ManualLoop final : public EventLoop {
         task();
         continue;
       }
-      if (!timers_.empty() && timers_.begin()->first.first <= now_ms_) {
-        auto node = timers_.extract(timers_.begin());
-        due_.erase(node.key().second);
-        node.mapped()();
+      if (auto task = timers_.PopDue(now_ms_)) {
+        (*task)();
         continue;
       }
       return;
@@ -56,8 +44,8 @@ class ManualLoop final : public EventLoop {
   void Advance(std::int64_t ms) {
     const std::int64_t target = now_ms_ + ms;
     RunReady();
-    while (!timers_.empty() && timers_.begin()->first.first <= target) {
-      now_ms_ = timers_.begin()->first.first;
+    while (timers_.NextDue() && *timers_.NextDue() <= target) {
+      now_ms_ = *timers_.NextDue();
       RunReady();
     }
     now_ms_ = target;
@@ -72,9 +60,7 @@ class ManualLoop final : public EventLoop {
   }
 
   std::int64_t now_ms_ = 1'000'000;
-  TimerId next_id_ = 1;
-  std::map<std::pair<std::int64_t, TimerId>, Task> timers_;
-  std::unordered_map<TimerId, std::int64_t> due_;
+  TimerQueue timers_;
   std::deque<Task> posted_;
 };
 
