@@ -43,17 +43,6 @@ bool ValidDeviceId(std::string_view id) {
   });
 }
 
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    const auto b = static_cast<unsigned char>(c);
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view ToString(SessionState state) {
@@ -149,7 +138,7 @@ DeviceSession::DeviceSession(EventLoop& loop, MqttConnector& connector, ConnectP
       backoff_(config_.reconnect, random),
       topic_prefix_("devices/" + config_.device_id + "/messages/events/"),
       c2d_prefix_("devices/" + config_.device_id + "/messages/devicebound"),
-      id_prefix_(Hex(RandomBytes(6))) {}
+      id_prefix_(HexEncode(RandomBytes(6))) {}
 
 DeviceSession::~DeviceSession() {
   if (tick_timer_ != 0) loop_.Cancel(tick_timer_);

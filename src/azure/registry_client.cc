@@ -258,19 +258,6 @@ std::optional<std::int64_t> RetryAfterMs(const HttpResponse& response) {
   return std::min(seconds, kMaxSeconds) * 1000;
 }
 
-// A random version-4 UUID, as Azure SDKs send in Request-Id.
-std::string NewRequestId() {
-  std::string bytes = RandomBytes(16);
-  bytes[6] = static_cast<char>((bytes[6] & 0x0f) | 0x40);
-  bytes[8] = static_cast<char>((bytes[8] & 0x3f) | 0x80);
-  std::string hex;
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) hex += '-';
-    hex += fmt::format("{:02x}", static_cast<unsigned char>(bytes[i]));
-  }
-  return hex;
-}
-
 Json NewDeviceBody() {
   return {{"status", "enabled"},
           {"authentication",
@@ -365,7 +352,7 @@ void RegistryClient::Execute(std::string method, std::string path, std::string b
   call->path = std::move(path);
   call->body = std::move(body);
   call->extra = std::move(extra);
-  call->request_id = NewRequestId();
+  call->request_id = NewUuid();
   call->done = std::move(done);
   Attempt(call);
 }

@@ -15,6 +15,10 @@ std::optional<std::string> Base64Decode(std::string_view text);
 std::string HmacSha256(std::string_view key, std::string_view message);
 // Cryptographically strong random bytes.
 std::string RandomBytes(std::size_t count);
+// Lowercase hexadecimal, two digits per byte.
+std::string HexEncode(std::string_view bytes);
+// A random version-4 UUID ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"), as Azure uses for ids.
+std::string NewUuid();
 // Constant-time comparison for secrets.
 bool SecureEquals(std::string_view a, std::string_view b);
 

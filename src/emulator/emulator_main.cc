@@ -43,12 +43,6 @@ std::string ExecutableDir() {
                : ".";
 }
 
-std::string Hex(const std::string& bytes) {
-  std::string out;
-  for (unsigned char c : bytes) out += fmt::format("{:02x}", c);
-  return out;
-}
-
 int Fail(const std::string& message) {
   std::cerr << "iothub-emulator: " << message << "\n";
   return 1;
@@ -166,9 +160,10 @@ int main(int argc, char** argv) {
   }
   s.internal_socket = s.state_dir + "/internal.sock";
   if (s.internal_socket.size() >= 100) {  // sun_path holds 108 bytes
-    s.internal_socket = "/tmp/iothub-emulator-" + Hex(iothub::RandomBytes(8)) + ".sock";
+    s.internal_socket =
+        "/tmp/iothub-emulator-" + iothub::HexEncode(iothub::RandomBytes(8)) + ".sock";
   }
-  s.internal_secret = Hex(iothub::RandomBytes(24));
+  s.internal_secret = iothub::HexEncode(iothub::RandomBytes(24));
   s.plugin_path = ExecutableDir() + "/iothub-emulator-plugin.so";
   if (const char* env = std::getenv("IOTHUB_MOSQUITTO")) s.mosquitto_path = env;
   if (::access(s.mosquitto_path.c_str(), X_OK) != 0) {

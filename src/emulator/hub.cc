@@ -19,14 +19,6 @@ constexpr std::size_t kMaxMethodPayloadBytes = 128UL * 1024;
 
 std::string NewKey() { return Base64Encode(RandomBytes(32)); }
 
-std::string NewGuid() {
-  const std::string b = RandomBytes(16);
-  std::string hex;
-  for (unsigned char c : b) hex += fmt::format("{:02x}", c);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20);
-}
-
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -975,7 +967,7 @@ ServiceReply Hub::SendCloudToDeviceUnchecked(const std::string& id, const Json& 
   CloudMessage m;
   m.body = body["body"].get<std::string>();
   m.message_id = body.value("messageId", "");
-  if (m.message_id.empty()) m.message_id = NewGuid();
+  if (m.message_id.empty()) m.message_id = NewUuid();
   std::size_t size = m.body.size();
   if (body.contains("properties")) {
     if (!body["properties"].is_object())
