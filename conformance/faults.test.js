@@ -7,8 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 
 const {
-  useEmulator, withTimeout, waitFor, waitForSubscribed, updateReported, instrumentedMqtt, deviceSdk,
-} = require('./lib/harness');
+  useEmulator, withTimeout, waitFor, waitForSubscribed, updateReported, instrumentedMqtt, deviceSdk, subscribeEverything } = require('./lib/harness');
 
 const ctx = useEmulator('faults');
 const T = 15000;
@@ -21,15 +20,7 @@ test('after a kick the SDK reconnects and methods, twin and C2D work again', { t
   client.on('disconnect', (d) => userDisconnects.push(d));
   await withTimeout(client.open(), 20000, 'open');
 
-  const c2d = [];
-  client.on('message', (m) => c2d.push(m));
-  client.onDeviceMethod('ping', (req, res) => res.send(200, { pong: req.payload }));
-  const twin = await withTimeout(client.getTwin(), T, 'getTwin');
-  const desired = [];
-  twin.on('properties.desired', (p) => desired.push(JSON.parse(JSON.stringify(p))));
-  await withTimeout(client.getTwin(), T, 'getTwin (barrier for the desired SUBSCRIBE)');
-  await waitForSubscribed(client, 'message');
-  await waitForSubscribed(client, 'method');
+  const { c2d, desired, twin } = await subscribeEverything(client, T);
   assert.equal(connections.length, 1);
 
   await ctx.emu.kick('fault-1');

@@ -8,8 +8,7 @@ const assert = require('node:assert/strict');
 
 const {
   useEmulator, withTimeout, waitFor, waitForSubscribed, updateReported,
-  instrumentedMqtt, tokenExpiry, deviceSdk,
-} = require('./lib/harness');
+  instrumentedMqtt, tokenExpiry, deviceSdk, subscribeEverything } = require('./lib/harness');
 const { nowSeconds } = require('./lib/sas');
 
 const ctx = useEmulator('sas-renewal');
@@ -41,15 +40,7 @@ test('device keeps telemetry, methods, twin and C2D across a SAS renewal', { tim
   assert.ok(Math.abs(se0 - (nowSeconds() + VALID)) <= 10, `first token lives ~${VALID} s (se=${se0}): tokenRenewal options applied`);
 
   // Register everything that needs a subscription.
-  const c2d = [];
-  client.on('message', (m) => c2d.push(m));
-  client.onDeviceMethod('ping', (req, res) => res.send(200, { pong: req.payload }));
-  const twin = await withTimeout(client.getTwin(), T, 'getTwin');
-  const desired = [];
-  twin.on('properties.desired', (p) => desired.push(JSON.parse(JSON.stringify(p))));
-  await withTimeout(client.getTwin(), T, 'getTwin (barrier for the desired SUBSCRIBE)');
-  await waitForSubscribed(client, 'message');
-  await waitForSubscribed(client, 'method');
+  const { c2d, desired, twin } = await subscribeEverything(client, T);
   assert.deepEqual([...c0.subscriptions].sort(), [
     '$iothub/methods/POST/#',
     '$iothub/twin/PATCH/properties/desired/#',

@@ -410,6 +410,22 @@ async function waitForSubscribed(client, which /* 'method' | 'message' */, timeo
   }, { timeout, interval: 50, label: `SUBACK for the ${which} subscription` });
 }
 
+// Registers everything that needs a subscription (C2D, a `ping` method answering
+// {pong: payload}, desired-property pushes) and waits until the SDK holds all of them.
+// Returns the arrays that collect C2D messages and desired patches, and the twin.
+async function subscribeEverything(client, timeout = 15000) {
+  const c2d = [];
+  client.on('message', (m) => c2d.push(m));
+  client.onDeviceMethod('ping', (req, res) => res.send(200, { pong: req.payload }));
+  const twin = await withTimeout(client.getTwin(), timeout, 'getTwin');
+  const desired = [];
+  twin.on('properties.desired', (p) => desired.push(JSON.parse(JSON.stringify(p))));
+  await withTimeout(client.getTwin(), timeout, 'getTwin (barrier for the desired SUBSCRIBE)');
+  await waitForSubscribed(client, 'message');
+  await waitForSubscribed(client, 'method');
+  return { c2d, desired, twin };
+}
+
 // twin.properties.reported.update is callback-only.
 function updateReported(twin, patch) {
   return withTimeout(new Promise((resolve, reject) => {
@@ -430,6 +446,7 @@ module.exports = {
   noRetryPolicy,
   tokenExpiry,
   waitForSubscribed,
+  subscribeEverything,
   updateReported,
   deviceSdk,
   iothub,
