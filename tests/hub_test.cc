@@ -178,6 +178,16 @@ class HubTest : public ::testing::Test {
     return hub().OnConnect(conn, id, Username(id, username_extra), DeviceToken(id, key),
                            clean_session);
   }
+  // dev1 subscribes to methods and twin responses on Conn(0), disconnects, and comes back on
+  // Conn(1) with the given CleanSession flag.
+  void ReconnectAfterSubscribing(bool clean_session) {
+    const std::string key = CreateDevice("dev1");
+    ASSERT_EQ(Connect(Conn(0), "dev1", key, false), AuthOutcome::kAccepted);
+    ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/methods/POST/#"));
+    ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/twin/res/#"));
+    hub().OnDisconnect(Conn(0), "dev1");
+    ASSERT_EQ(Connect(Conn(1), "dev1", key, clean_session), AuthOutcome::kAccepted);
+  }
   void SubscribeAll(const void* conn, const std::string& id) {
     for (const char* filter :
          {"devices/+/messages/devicebound/#", "$iothub/twin/res/#",
@@ -1215,12 +1225,7 @@ TEST_F(HubTest, RefusedReconnectLeavesTheLiveSessionAlone) {
 }
 
 TEST_F(HubTest, CleanSessionZeroKeepsSubscriptionsAcrossReconnect) {
-  const std::string key = CreateDevice("dev1");
-  ASSERT_EQ(Connect(Conn(0), "dev1", key, false), AuthOutcome::kAccepted);
-  ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/methods/POST/#"));
-  ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/twin/res/#"));
-  hub().OnDisconnect(Conn(0), "dev1");
-  ASSERT_EQ(Connect(Conn(1), "dev1", key, false), AuthOutcome::kAccepted);
+  ASSERT_NO_FATAL_FAILURE(ReconnectAfterSubscribing(false));
   MethodCall call;
   hub().InvokeMethod("dev1", Json{{"methodName", "m"}}, call.Callback());
   EXPECT_FALSE(call.reply.has_value());
@@ -1230,12 +1235,7 @@ TEST_F(HubTest, CleanSessionZeroKeepsSubscriptionsAcrossReconnect) {
 }
 
 TEST_F(HubTest, CleanSessionOneClearsSubscriptions) {
-  const std::string key = CreateDevice("dev1");
-  ASSERT_EQ(Connect(Conn(0), "dev1", key, false), AuthOutcome::kAccepted);
-  ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/methods/POST/#"));
-  ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/twin/res/#"));
-  hub().OnDisconnect(Conn(0), "dev1");
-  ASSERT_EQ(Connect(Conn(1), "dev1", key, true), AuthOutcome::kAccepted);
+  ASSERT_NO_FATAL_FAILURE(ReconnectAfterSubscribing(true));
   MethodCall call;
   hub().InvokeMethod("dev1", Json{{"methodName", "m"}}, call.Callback());
   ASSERT_TRUE(call.reply.has_value());
