@@ -53,8 +53,8 @@ void ItemMirror::Connect() {
   last_traffic_ms_ = loop_.NowMs();
   HttpRequest request{"GET", "/rest/events?topics=" + ClientTopicFilter(), {}, {}};
   request.headers.emplace_back("Accept", "text/event-stream");
-  if (const std::string auth = rest_.AuthorizationHeader(); !auth.empty()) {
-    request.headers.emplace_back("Authorization", auth);
+  if (auto auth = rest_.AuthHeader(); !auth.first.empty()) {
+    request.headers.push_back(std::move(auth));
   }
   StreamHandlers handlers;
   handlers.on_open = [this, generation](int status, const HttpHeaders&) {

@@ -11,6 +11,8 @@
 namespace iothub::openhab {
 namespace {
 
+constexpr std::string_view kTokenHeader = "X-OPENHAB-TOKEN";
+
 // openHAB's explanation from an error body, if it has one.
 std::string ServerMessage(std::string_view body) {
   const auto parsed = ParseUntrustedJson(body);
@@ -20,6 +22,26 @@ std::string ServerMessage(std::string_view body) {
   if (error == doc.end() || !error->is_object()) return {};
   const auto message = error->find("message");
   return message != error->end() && message->is_string() ? message->get<std::string>() : "";
+}
+
+std::string BasicCredentials(const std::string& token) { return Base64Encode(token + ":"); }
+
+void ReplaceAll(std::string& text, std::string_view secret) {
+  constexpr std::string_view kRedacted = "<redacted>";
+  if (secret.empty()) return;
+  for (std::size_t at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + kRedacted.size())) {
+    text.replace(at, secret.size(), kRedacted);
+  }
+}
+
+// ErrorForStatus for a request that carried `token`: the server's message is quoted, and a
+// server (or proxy) that echoes the credentials must not put them into a log line.
+Error FailureFor(const HttpResponse& response, std::string_view what, const std::string& token) {
+  Error error = ErrorForStatus(response, what);
+  ReplaceAll(error.message, token);
+  if (!token.empty()) ReplaceAll(error.message, BasicCredentials(token));
+  return error;
 }
 
 }  // namespace
@@ -41,36 +63,75 @@ Error ErrorForStatus(const HttpResponse& response, std::string_view what) {
 RestClient::RestClient(EventLoop& loop, HttpClient& http, RestClientConfig config)
     : loop_(loop), http_(http), config_(std::move(config)) {}
 
-std::string RestClient::AuthorizationHeader() const {
+std::pair<std::string, std::string> RestClient::AuthHeader() const {
   if (config_.token.empty()) return {};
-  if (config_.basic_auth) return "Basic " + Base64Encode(config_.token + ":");
-  return "Bearer " + config_.token;
+  switch (config_.mode()) {
+    case AuthMode::kBearer:
+      return {"Authorization", "Bearer " + config_.token};
+    case AuthMode::kBasic:
+      return {"Authorization", "Basic " + BasicCredentials(config_.token)};
+    case AuthMode::kHeader:
+      return {std::string(kTokenHeader), config_.token};
+  }
+  return {};
+}
+
+std::string RestClient::AuthorizationHeader() const {
+  auto [name, value] = AuthHeader();
+  return name == "Authorization" ? std::move(value) : std::string();
 }
 
 HttpRequest RestClient::Request(std::string method, std::string path, std::string body) const {
   HttpRequest request{std::move(method), std::move(path), {}, std::move(body)};
   request.headers.emplace_back("Accept", "application/json");
-  if (const std::string auth = AuthorizationHeader(); !auth.empty()) {
-    request.headers.emplace_back("Authorization", auth);
-  }
+  if (auto auth = AuthHeader(); !auth.first.empty()) request.headers.push_back(std::move(auth));
   return request;
 }
 
 void RestClient::GetServerInfo(std::function<void(Result<ServerInfo>)> done) {
-  http_.Send(Request("GET", "/rest/"), [done = std::move(done)](Result<HttpResponse> r) {
-    if (!r) return done(r.error());
-    if (r->status != 200) return done(ErrorForStatus(*r, "GET /rest/"));
-    done(ParseServerInfo(r->body));
-  });
+  http_.Send(Request("GET", "/rest/"),
+             [done = std::move(done), token = config_.token](Result<HttpResponse> r) {
+               if (!r) return done(r.error());
+               if (r->status != 200) return done(FailureFor(*r, "GET /rest/", token));
+               done(ParseServerInfo(r->body));
+             });
 }
 
 void RestClient::GetItems(std::function<void(Result<ItemList>)> done) {
   http_.Send(Request("GET", fmt::format("/rest/items?metadata={}", kMetadataNamespace)),
-             [done = std::move(done)](Result<HttpResponse> r) {
+             [done = std::move(done), token = config_.token](Result<HttpResponse> r) {
                if (!r) return done(r.error());
-               if (r->status != 200) return done(ErrorForStatus(*r, "GET /rest/items"));
+               if (r->status != 200) return done(FailureFor(*r, "GET /rest/items", token));
                done(ParseItems(r->body));
              });
+}
+
+void RestClient::GetThings(std::function<void(Result<ThingList>)> done) {
+  GetAdminList("/rest/things", &ParseThings, std::move(done));
+}
+
+void RestClient::GetLinks(std::function<void(Result<LinkList>)> done) {
+  GetAdminList("/rest/links", &ParseLinks, std::move(done));
+}
+
+template <typename List>
+void RestClient::GetAdminList(const char* path, Result<List> (*parse)(std::string_view),
+                              std::function<void(Result<List>)> done) {
+  const bool anonymous = config_.token.empty();
+  http_.Send(Request("GET", path), [done = std::move(done), token = config_.token, path, parse,
+                                    anonymous](Result<HttpResponse> r) {
+    if (!r) return done(r.error());
+    if (r->status == 200) return done(parse(r->body));
+    Error error = FailureFor(*r, fmt::format("GET {}", path), token);
+    if (r->status == 401 || r->status == 403) {
+      error.message += anonymous ? " (things and links need an administrator's API token; "
+                                   "none was given)"
+                                 : " (things and links need an administrator's API token; "
+                                   "this one is invalid or belongs to a user without the "
+                                   "ADMIN role)";
+    }
+    done(std::move(error));
+  });
 }
 
 void RestClient::SendCommand(std::string_view item, std::string_view command,
@@ -103,11 +164,12 @@ void RestClient::SendText(std::string method, std::string_view item, const std::
   HttpRequest request = Request(std::move(method), "/rest/items/" + std::string(item) + path_suffix,
                                 std::string(text));
   request.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-  http_.Send(std::move(request), [done = std::move(done), what](Result<HttpResponse> r) {
-    if (!r) return done(r.error());
-    if (r->status < 200 || r->status >= 300) return done(ErrorForStatus(*r, what));
-    done(Ok{});
-  });
+  http_.Send(std::move(request),
+             [done = std::move(done), what, token = config_.token](Result<HttpResponse> r) {
+               if (!r) return done(r.error());
+               if (r->status < 200 || r->status >= 300) return done(FailureFor(*r, what, token));
+               done(Ok{});
+             });
 }
 
 }  // namespace iothub::openhab

@@ -1,32 +1,46 @@
-// openHAB's REST API as the connector uses it (shared/reference/openhab.md §1, §4): server
-// facts, the item list with the connector's metadata, commands and state updates, with the
-// server's error answers mapped to meaningful codes. Requests go through the HttpClient seam;
-// callbacks run on its event loop. Not thread-safe: loop thread only.
+// openHAB's REST API as the connector uses it (shared/reference/openhab.md §1, §2, §4): server
+// facts, the item list with the connector's metadata, commands and state updates, things and
+// links (ADMIN role), with the server's error answers mapped to meaningful codes. Requests go
+// through the HttpClient seam; callbacks run on its event loop. Not thread-safe: loop thread only.
 #pragma once
 
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/result.h"
 #include "openhab/item.h"
+#include "openhab/thing.h"
 
 namespace iothub::openhab {
 
+// How the token travels (§4). With an empty token every mode is anonymous.
+enum class AuthMode {
+  kBearer,  // Authorization: Bearer <token>
+  kBasic,   // Authorization: Basic base64(<token>:), the token as user name, empty password
+  kHeader,  // X-OPENHAB-TOKEN: <token>, for proxies that strip or replace Authorization
+};
+
 struct RestClientConfig {
   std::string token;  // an API token (oh.<name>.<random>); empty: anonymous (USER role)
-  // Send the token as Basic user name (empty password) instead of Bearer: for servers behind
-  // proxies that strip Bearer headers (§4).
+  // The older spelling of `auth = AuthMode::kBasic`, kept so that `{token, true}` initialisers
+  // still compile. When true it wins over `auth`; new code sets `auth` and leaves this false.
   bool basic_auth = false;
+  AuthMode auth = AuthMode::kBearer;
+
+  // The mode in effect: kBasic when basic_auth is set, else `auth`.
+  AuthMode mode() const { return basic_auth ? AuthMode::kBasic : auth; }
 };
 
 // Error codes: "bad_argument" (checked before sending: item name, empty text), "rejected"
 // (400: the text does not parse for the item's type), "unauthorized" (401), "forbidden"
 // (403), "not_found" (404), "server_error" (5xx), "http_status" (anything else unexpected),
 // "bad_response" (a body that cannot be understood), and the transport's "http_transport".
-// Messages carry openHAB's own explanation and never the token.
+// Messages carry openHAB's own explanation and never the token (a server echoing it back has
+// it redacted).
 class RestClient {
  public:
   // Callbacks run on `loop`, never inside the call (argument errors included).
@@ -40,13 +54,24 @@ class RestClient {
                    std::function<void(Status)> done);
   // PUT /rest/items/{name}/state: a state update without a command (e.g. for Contacts).
   void UpdateState(std::string_view item, std::string_view state, std::function<void(Status)> done);
+  // GET /rest/things and GET /rest/links: ADMIN role only. A token without it, or none, gets
+  // "unauthorized" or "forbidden" with a message saying an administrator's token is needed.
+  void GetThings(std::function<void(Result<ThingList>)> done);
+  void GetLinks(std::function<void(Result<LinkList>)> done);
 
-  // The Authorization header for this configuration (also used by the event stream); empty
-  // when anonymous.
+  // The authentication header for this configuration as {name, value}, for every request
+  // including the event stream's: {"Authorization", "Bearer <token>"}, {"Authorization",
+  // "Basic ..."} or {"X-OPENHAB-TOKEN", "<token>"}; both empty when anonymous.
+  std::pair<std::string, std::string> AuthHeader() const;
+  // The Authorization header's value alone; empty when anonymous and in AuthMode::kHeader, so
+  // callers that may meet kHeader must use AuthHeader() instead.
   std::string AuthorizationHeader() const;
 
  private:
   HttpRequest Request(std::string method, std::string path, std::string body = {}) const;
+  template <typename List>
+  void GetAdminList(const char* path, Result<List> (*parse)(std::string_view),
+                    std::function<void(Result<List>)> done);
   void SendText(std::string method, std::string_view item, const std::string& path_suffix,
                 std::string_view text, std::function<void(Status)> done);
 
