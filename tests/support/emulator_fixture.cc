@@ -49,8 +49,6 @@ TempDir::~TempDir() {
 Result<std::unique_ptr<EmulatorProcess>> EmulatorProcess::Start(const std::string& state_dir,
                                                                 std::vector<std::string> extra,
                                                                 std::chrono::milliseconds timeout) {
-  int out[2];
-  if (::pipe(out) != 0) return MakeError("Start", "pipe failed");
   std::vector<std::string> args = {std::string(IOTHUB_BIN_DIR) + "/iothub-emulator",
                                    "--state-dir",
                                    state_dir,
@@ -59,43 +57,11 @@ Result<std::unique_ptr<EmulatorProcess>> EmulatorProcess::Start(const std::strin
                                    "--https-port",
                                    "0"};
   args.insert(args.end(), extra.begin(), extra.end());
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    ::close(out[1]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
+  auto child = ChildProcess::Start(std::move(args), timeout);
+  if (!child) return child.error();
   auto process = std::unique_ptr<EmulatorProcess>(new EmulatorProcess());
-  process->pid_ = pid;
-  std::string line;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (line.find('\n') == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd pfd{out[0], POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
-      ::close(out[0]);
-      return MakeError("Start", "emulator did not print its ready line in time");
-    }
-    char buf[4096];
-    const ssize_t n = ::read(out[0], buf, sizeof buf);
-    if (n <= 0) {
-      ::close(out[0]);
-      return MakeError("Start", "emulator exited before it was ready");
-    }
-    line.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(out[0]);
-  const Json ready = Json::parse(line.substr(0, line.find('\n')), nullptr, false);
-  if (ready.is_discarded() || !ready.value("ready", false)) {
-    return MakeError("Start", "emulator printed an unexpected ready line: " + line);
-  }
+  process->child_ = std::move(child).value();
+  const Json& ready = process->child_->ready();
   EmulatorInfo& info = process->info_;
   info.host_name = ready.value("host_name", "");
   info.mqtt_port = ready.value("mqtt_port", 0);
@@ -108,25 +74,6 @@ Result<std::unique_ptr<EmulatorProcess>> EmulatorProcess::Start(const std::strin
   info.owner_key = cs->key;
   return process;
 }
-
-int EmulatorProcess::Stop() {
-  if (pid_ < 0) return -1;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 3000; ++i) {
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return status;
-    }
-    ::usleep(10'000);
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return status;
-}
-
-EmulatorProcess::~EmulatorProcess() { Stop(); }
 
 ServiceClient::ServiceClient(const EmulatorInfo& info, std::string policy, std::string key)
     : info_(info),

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "support/child_process.h"
 
 namespace httplib {
 class SSLClient;
@@ -49,15 +50,14 @@ class EmulatorProcess {
   static Result<std::unique_ptr<EmulatorProcess>> Start(const std::string& state_dir,
                                                         std::vector<std::string> extra = {},
                                                         std::chrono::milliseconds timeout = 30s);
-  ~EmulatorProcess();
   const EmulatorInfo& info() const { return info_; }
   // SIGTERM and wait; returns the exit status.
-  int Stop();
-  pid_t pid() const { return pid_; }
+  int Stop() { return child_->Stop(); }
+  pid_t pid() const { return child_->pid(); }
 
  private:
   EmulatorInfo info_;
-  pid_t pid_ = -1;
+  std::unique_ptr<ChildProcess> child_;
 };
 
 // A fresh temporary directory, removed on destruction.
