@@ -2,22 +2,38 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <utility>
 #include <vector>
 
 #include "common/json_depth.h"
+#include "openhab/event_reference.h"
+#include "openhab/json_scan.h"
+#include "openhab/state.h"
 
 namespace iothub::openhab {
 namespace {
 
 Error Bad(std::string message) { return MakeError("bad_event", std::move(message)); }
 
-std::vector<std::string_view> Split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
+// A topic's '/'-separated segments, without an allocation per event: `count` is the number
+// of segments, of which the first kMax are in `segment`.
+struct TopicSegments {
+  static constexpr std::size_t kMax = 5;  // the longest topic decoded has five
+  std::array<std::string_view, kMax> segment;
+  std::size_t count = 0;
+  std::string_view back;  // the last segment
+};
+
+TopicSegments SplitTopic(std::string_view topic) {
+  TopicSegments parts;
   for (;;) {
-    const std::size_t at = text.find(separator);
-    parts.push_back(text.substr(0, at));
+    const std::size_t at = topic.find('/');
+    parts.back = topic.substr(0, at);
+    if (parts.count < TopicSegments::kMax) parts.segment[parts.count] = parts.back;
+    ++parts.count;
     if (at == std::string_view::npos) return parts;
-    text.remove_prefix(at + 1);
+    topic.remove_prefix(at + 1);
   }
 }
 
@@ -29,9 +45,16 @@ std::optional<std::string> StringField(const Json& object, const char* key) {
   return it->get<std::string>();
 }
 
+// openHAB 5 writes these with its ZonedDateTime adapter as ISO_ZONED_DATE_TIME text
+// (`2025-06-01T12:00:00.123+02:00[Europe/Berlin]`, AbstractEventFactory); epoch milliseconds
+// (as in the REST item DTO) are accepted too. 0 when absent or not understood.
 std::int64_t EpochField(const Json& object, const char* key) {
   const auto it = object.find(key);
-  return it != object.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  if (it == object.end()) return 0;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (!it->is_string()) return 0;
+  const auto time = ParseState("DateTime", it->get_ref<const std::string&>());
+  return time && time->date_time.epoch_ms ? *time->date_time.epoch_ms : 0;
 }
 
 struct TypeInfo {
@@ -72,14 +95,14 @@ Status DecodeValue(const Json& payload, Event& event) {
 
 Status DecodeItemEvent(const TypeInfo& info, Event& event) {
   // openhab/items/{item}/{suffix} or openhab/items/{group}/{member}/{suffix}
-  const auto parts = Split(event.topic, '/');
+  const TopicSegments parts = SplitTopic(event.topic);
   const std::size_t expected = info.group ? 5 : 4;
-  if (parts.size() != expected || parts[0] != "openhab" || parts[1] != "items" ||
-      parts.back() != info.suffix) {
+  if (parts.count != expected || parts.segment[0] != "openhab" || parts.segment[1] != "items" ||
+      parts.back != info.suffix) {
     return Bad(fmt::format("{} on unexpected topic '{}'", event.type, event.topic));
   }
-  event.item = std::string(parts[2]);
-  if (info.group) event.member = std::string(parts[3]);
+  event.item = std::string(parts.segment[2]);
+  if (info.group) event.member = std::string(parts.segment[3]);
   if (!IsItemName(event.item) || (info.group && !IsItemName(event.member))) {
     return Bad(fmt::format("topic '{}' does not name an openHAB item", event.topic));
   }
@@ -103,9 +126,9 @@ Status DecodeItemEvent(const TypeInfo& info, Event& event) {
 }
 
 Status DecodeThingStatus(Event& event) {
-  const auto parts = Split(event.topic, '/');
-  if (parts.size() != 4 || parts[0] != "openhab" || parts[1] != "things" ||
-      parts[3] != "statuschanged" || parts[2].empty()) {
+  const TopicSegments parts = SplitTopic(event.topic);
+  if (parts.count != 4 || parts.segment[0] != "openhab" || parts.segment[1] != "things" ||
+      parts.segment[3] != "statuschanged" || parts.segment[2].empty()) {
     return Bad(fmt::format("ThingStatusInfoChangedEvent on unexpected topic '{}'", event.topic));
   }
   const Json& p = event.payload;
@@ -115,9 +138,41 @@ Status DecodeThingStatus(Event& event) {
   auto status = StringField(p[0], "status");
   auto old_status = StringField(p[1], "status");
   if (!status || !old_status || status->empty()) return Bad("thing status is not a string");
-  event.thing_uid = std::string(parts[2]);
+  event.thing_uid = std::string(parts.segment[2]);
   event.thing_status = std::move(*status);
   event.old_thing_status = std::move(*old_status);
+  return Ok{};
+}
+
+// The payload text, parsed into event.payload; empty text is no payload (null). With `scan`,
+// a flat object is read by ScanFlatObject and only other text by nlohmann.
+Status ParsePayload(std::string_view text, bool scan, Event& event) {
+  if (text.empty()) return Ok{};
+  if (scan) {
+    std::vector<FlatMember> members;
+    if (ScanFlatObject(text, members)) {
+      event.payload = FlatObjectToJson(std::move(members));
+      return Ok{};
+    }
+  }
+  auto payload = ParseUntrustedJson(text);
+  if (!payload) return Bad(fmt::format("{} payload is not JSON", event.type));
+  event.payload = std::move(*payload);
+  return Ok{};
+}
+
+// The kind and the kind's fields, once topic, type and payload are known.
+Status Classify(Event& event) {
+  for (const auto& info : kTypes) {
+    if (event.type != info.type) continue;
+    event.kind = info.kind;
+    return DecodeItemEvent(info, event);
+  }
+  if (event.type == "ThingStatusInfoChangedEvent") {
+    event.kind = EventKind::kThingStatusChanged;
+    return DecodeThingStatus(event);
+  }
+  event.kind = EventKind::kOther;
   return Ok{};
 }
 
@@ -136,7 +191,7 @@ bool IsItemName(std::string_view name) {
   return true;
 }
 
-Result<Event> DecodeEvent(const SseEvent& sse) {
+Result<Event> DecodeEventReference(const SseEvent& sse) {
   auto data = ParseUntrustedJson(sse.data);
   if (!data || !data->is_object()) return Bad("event data is not a JSON object");
   Event event;
@@ -156,23 +211,42 @@ Result<Event> DecodeEvent(const SseEvent& sse) {
   }
   event.topic = std::move(*topic);
   event.type = std::move(*type);
-  if (!payload_text->empty()) {
-    auto payload = ParseUntrustedJson(*payload_text);
-    if (!payload) return Bad(fmt::format("{} payload is not JSON", event.type));
-    event.payload = std::move(*payload);
+  if (auto parsed = ParsePayload(*payload_text, /*scan=*/false, event); !parsed) {
+    return parsed.error();
   }
-  for (const auto& info : kTypes) {
-    if (event.type != info.type) continue;
-    event.kind = info.kind;
-    if (auto decoded = DecodeItemEvent(info, event); !decoded) return decoded.error();
-    return event;
+  if (auto classified = Classify(event); !classified) return classified.error();
+  return event;
+}
+
+// The fast path: the envelope and a flat payload are read by ScanFlatObject, without a DOM
+// for the envelope. Whatever the scanner is unsure of, and every envelope that is an error,
+// goes to the reference decoder, so that the result is always the same as its result.
+Result<Event> DecodeEvent(const SseEvent& sse) {
+  if (sse.event == "alive") return DecodeEventReference(sse);  // once in ten seconds
+  std::vector<FlatMember> members;
+  if (!ScanFlatObject(sse.data, members)) return DecodeEventReference(sse);
+  Event event;
+  std::string payload_text;
+  for (FlatMember& member : members) {
+    std::string* field = member.key == "topic"     ? &event.topic
+                         : member.key == "type"    ? &event.type
+                         : member.key == "payload" ? &payload_text
+                                                   : nullptr;
+    if (field == nullptr) continue;
+    // As StringField reads the DOM: null is absent, the last of duplicate keys counts.
+    if (member.value.kind == FlatValue::Kind::kString) {
+      *field = std::move(member.value.text);
+    } else if (member.value.kind == FlatValue::Kind::kNull) {
+      field->clear();
+    } else {
+      return DecodeEventReference(sse);
+    }
   }
-  if (event.type == "ThingStatusInfoChangedEvent") {
-    event.kind = EventKind::kThingStatusChanged;
-    if (auto decoded = DecodeThingStatus(event); !decoded) return decoded.error();
-    return event;
+  if (event.topic.empty() || event.type.empty()) return DecodeEventReference(sse);
+  if (auto parsed = ParsePayload(payload_text, /*scan=*/true, event); !parsed) {
+    return parsed.error();
   }
-  event.kind = EventKind::kOther;
+  if (auto classified = Classify(event); !classified) return classified.error();
   return event;
 }
 

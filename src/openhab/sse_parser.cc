@@ -10,11 +10,27 @@ namespace iothub::openhab {
 void SseParser::Reset() { *this = SseParser(limits_); }
 
 void SseParser::Feed(std::string_view chunk, SseHandler& handler) {
+  constexpr std::size_t kNone = std::string_view::npos;
   if (after_cr_ && !chunk.empty() && chunk.front() == '\n') chunk.remove_prefix(1);
   after_cr_ = false;
+  // Line ends are found with two memchr scans, LF then CR before it, not with find_first_of
+  // (a memchr of the two-byte set per byte). The next LF is remembered while CRs end lines
+  // before it, so that a CR-only stream costs no rescans.
+  std::size_t lf = 0;  // the next LF in `chunk` (kNone: none left), valid while `lf_known`
+  bool lf_known = false;
+  std::size_t consumed = 0;  // bytes removed from the front of `chunk` since `lf` was found
   while (!chunk.empty()) {
-    const std::size_t end = chunk.find_first_of("\r\n");
+    if (!lf_known) {
+      lf = chunk.find('\n');
+      lf_known = true;
+      consumed = 0;
+    }
+    const std::size_t next_lf = lf == kNone ? kNone : lf - consumed;
+    const std::size_t cr = chunk.substr(0, next_lf).find('\r');
+    const std::size_t end = cr != kNone ? cr : next_lf;
     const std::string_view piece = chunk.substr(0, end);
+    // A line that lies whole in this chunk is read where it is, without a copy.
+    bool in_place = false;
     if (!discarding_line_) {
       if (line_.size() + piece.size() > limits_.max_line_bytes) {
         discarding_line_ = true;
@@ -23,24 +39,34 @@ void SseParser::Feed(std::string_view chunk, SseHandler& handler) {
                                   fmt::format("an event-stream line is over {} bytes; its event is "
                                               "skipped",
                                               limits_.max_line_bytes)));
+      } else if (end != kNone && line_.empty()) {
+        in_place = true;
       } else {
         line_.append(piece);
       }
     }
-    if (end == std::string_view::npos) return;  // the line continues in the next chunk
+    if (end == kNone) return;  // the line continues in the next chunk
+    std::size_t skip = end + 1;
     if (chunk[end] == '\r') {
       if (end + 1 < chunk.size()) {
-        if (chunk[end + 1] == '\n') chunk.remove_prefix(1);
+        if (chunk[end + 1] == '\n') ++skip;
       } else {
         after_cr_ = true;
       }
     }
-    chunk.remove_prefix(end + 1);
+    chunk.remove_prefix(skip);
+    consumed += skip;
+    if (lf != kNone && consumed > lf) lf_known = false;  // the remembered LF is behind us
     if (discarding_line_) {
       discarding_line_ = false;
       discarding_event_ = true;  // a lost line would make its event wrong
       continue;
     }
+    if (in_place) {
+      Line(piece, handler);  // `piece` views the caller's chunk, which outlives the call
+      continue;
+    }
+    // Moved out: the handler may Reset() this parser while the line is being read.
     std::string line = std::move(line_);
     line_.clear();
     Line(line, handler);
@@ -75,6 +101,7 @@ void SseParser::Line(std::string_view line, SseHandler& handler) {
           fmt::format("an event is over {} bytes; it is skipped", limits_.max_event_bytes)));
       return;
     }
+    if (data_.empty()) data_.reserve(value.size() + 1);  // one allocation, not two
     data_.append(value);
     data_.push_back('\n');
     has_data_ = true;
