@@ -22,7 +22,15 @@ std::optional<std::string> EventStream::Next(int wait_ms) {
   if (closed_) return std::nullopt;
   std::string out;
   out.swap(pending_);
+  lock.unlock();
+  drained_.notify_all();
   return out;
+}
+
+void EventStream::WaitBelow(std::size_t bytes, int timeout_ms) {
+  std::unique_lock lock(mutex_);
+  drained_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return closed_ || pending_.size() < bytes; });
 }
 
 void EventStream::Append(const std::string& chunk) {
@@ -45,6 +53,7 @@ void EventStream::Close() {
     closed_ = true;
   }
   ready_.notify_all();
+  drained_.notify_all();
 }
 
 bool EventStream::closed() {
@@ -87,6 +96,16 @@ void EventStreams::DropAll() {
   std::lock_guard lock(mutex_);
   for (const auto& stream : streams_) stream->Close();
   streams_.clear();
+}
+
+void EventStreams::WaitForClients(std::size_t bytes) {
+  std::vector<std::shared_ptr<EventStream>> streams;
+  {
+    std::lock_guard lock(mutex_);
+    if (stats_.stalled) return;
+    streams = streams_;
+  }
+  for (const auto& stream : streams) stream->WaitBelow(bytes, 10'000);
 }
 
 void EventStreams::SetStalled(bool stalled) {

@@ -36,13 +36,16 @@ class EventStream {
   std::optional<std::string> Next(int wait_ms);
   bool Matches(std::string_view topic) const { return filter_.Matches(topic); }
   void Append(const std::string& chunk);
+  // Waits up to `timeout_ms` until less than `bytes` wait for the client (or it closed).
+  void WaitBelow(std::size_t bytes, int timeout_ms);
   void Close();
   bool closed();
 
  private:
   const openhab::TopicFilter filter_;
   std::mutex mutex_;
-  std::condition_variable ready_;
+  std::condition_variable ready_;    // output waiting, or closed
+  std::condition_variable drained_;  // output taken, or closed
   std::string pending_;
   bool closed_ = false;
 };
@@ -63,6 +66,9 @@ class EventStreams {
   void PublishAlive(int interval_s);
   // Ends every open stream (the clients see the connection close).
   void DropAll();
+  // Waits (up to 10 s per stream) until every open stream has less than `bytes` waiting: a
+  // publisher that wants the clients to keep up, as openHAB's single broadcaster thread does.
+  void WaitForClients(std::size_t bytes);
   // While stalled, open and new streams stay connected but receive nothing.
   void SetStalled(bool stalled);
   StreamStats stats();

@@ -437,7 +437,7 @@ void SimServer::Routes() {
   });
   server_.Post("/sim/burst", [this](const httplib::Request& req, httplib::Response& res) {
     // The stream benchmark's load: `count` state changes of the home's Number items, as fast
-    // as the server can publish them.
+    // as the server can publish them and the clients can take them.
     const long count =
         req.has_param("count") ? std::atol(req.get_param_value("count").c_str()) : 1000;
     std::vector<std::string> numbers;
@@ -451,6 +451,7 @@ void SimServer::Routes() {
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t events = 0;
     for (long i = 0; i < count; ++i) {
+      if (i % 64 == 0) streams_.WaitForClients(1 << 20);
       const std::string& name = numbers[static_cast<std::size_t>(i) % numbers.size()];
       std::lock_guard lock(mutex_);
       const SimItem* item = home_.Find(name);
