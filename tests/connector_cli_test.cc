@@ -1,14 +1,17 @@
 // The iothub-connector command line, run as a real child process.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "support/tiny_openhab.h"
+#include "support/openhab_sim_fixture.h"
 
 namespace {
 
@@ -70,49 +73,83 @@ TEST(ConnectorCli, SasTokenRejectsBadInputWithoutEchoingTheKey) {
 
 namespace {
 
-using iothub::testing::TinyOpenHab;
+using iothub::testing::SimProcess;
 
-// `inspect` against a small openHAB stand-in (tests/support/tiny_openhab.h).
-TEST(ConnectorCli, InspectOncePrintsEveryItemTyped) {
-  TinyOpenHab openhab;
-  const Output run = Connector("inspect --once --token oh.test.token --openhab http://127.0.0.1:" +
-                               std::to_string(openhab.port()));
-  ASSERT_EQ(run.status, 0) << run.out;
-  std::vector<nlohmann::json> items;
-  std::istringstream lines(run.out);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.starts_with("{")) items.push_back(nlohmann::json::parse(line));
+std::vector<nlohmann::json> JsonLines(const std::string& out) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("{")) lines.push_back(nlohmann::json::parse(line));
   }
-  ASSERT_EQ(items.size(), 3u) << run.out;
-  const auto& temp = items[2];
-  EXPECT_EQ(temp["name"], "LR_Temp");
-  EXPECT_EQ(temp["value"]["kind"], "quantity");
-  EXPECT_EQ(temp["value"]["unit"], "°C");
-  EXPECT_EQ(temp["readOnly"], true);
-  EXPECT_EQ(temp["azureiothub"]["value"], "telemetry");
+  return lines;
+}
+
+std::string Url(const SimProcess& sim) { return "http://127.0.0.1:" + std::to_string(sim.port()); }
+
+// `inspect` against the real openhab-sim with API tokens required.
+TEST(ConnectorCli, InspectOncePrintsEveryItemTypedAndThingsForAnAdmin) {
+  auto sim = SimProcess::Start(
+      {"--token", "oh.admin.t0k3n", "--user-token", "oh.test.token", "--no-implicit-user"});
+  ASSERT_TRUE(sim.ok()) << sim.error().message;
+  const Output run = Connector("inspect --once --token oh.test.token --openhab " + Url(**sim));
+  ASSERT_EQ(run.status, 0) << run.out;
+  const auto items = JsonLines(run.out);
+  ASSERT_EQ(items.size(), (*sim)->ready()["items"].get<std::size_t>()) << run.out;
+  const auto temp = std::find_if(items.begin(), items.end(), [](const auto& item) {
+    return item["name"] == "Living_Temperature";
+  });
+  ASSERT_NE(temp, items.end());
+  EXPECT_EQ((*temp)["value"]["kind"], "quantity");
+  EXPECT_EQ((*temp)["value"]["unit"], "°C");
+  EXPECT_EQ((*temp)["readOnly"], true);
+  EXPECT_EQ((*temp)["azureiothub"]["value"], "telemetry");
   EXPECT_NE(run.out.find("openHAB 4.3.0"), std::string::npos) << run.out;
+
+  const Output admin = Connector(
+      "inspect --once --things --auth header --token oh.admin.t0k3n "
+      "--openhab " +
+      Url(**sim));
+  ASSERT_EQ(admin.status, 0) << admin.out;
+  std::size_t things = 0;
+  std::size_t links = 0;
+  for (const auto& line : JsonLines(admin.out)) {
+    things += line.contains("thing") ? 1 : 0;
+    links += line.contains("link") ? 1 : 0;
+  }
+  EXPECT_EQ(things, 4u) << admin.out;
+  EXPECT_EQ(links, 5u) << admin.out;
+  // A USER token asking for things is told an admin token is needed; inspect fails.
+  const Output user =
+      Connector("inspect --once --things --token oh.test.token --openhab " + Url(**sim));
+  EXPECT_EQ(user.status, 1) << user.out;
+  EXPECT_NE(user.out.find("403"), std::string::npos) << user.out;
 }
 
 TEST(ConnectorCli, InspectFollowsChangesUntilStopped) {
-  TinyOpenHab openhab;
-  openhab.after_items = [&] { openhab.Change("Lamp", "ON", /*announce=*/true); };
-  // `timeout` sends SIGTERM after 3 s; inspect stops cleanly then (timeout itself exits 124).
-  const Output run = Connector(
-      "inspect --token oh.test.token --openhab http://127.0.0.1:" + std::to_string(openhab.port()),
-      "timeout -s TERM 3 ");
+  const std::string trace = ::testing::TempDir() + "/cli_trace_" + std::to_string(::getpid());
+  {
+    std::ofstream out(trace);
+    out << R"({"openhab-trace":1})"
+        << "\n"
+        << R"({"t":1.5,"item":"Living_Window","state":"OPEN"})"
+        << "\n";
+  }
+  auto sim = SimProcess::Start({"--trace", trace});
+  ASSERT_TRUE(sim.ok()) << sim.error().message;
+  // `timeout` sends SIGTERM after 4 s; inspect stops cleanly then (timeout itself exits 124).
+  const Output run = Connector("inspect --openhab " + Url(**sim), "timeout -s TERM 4 ");
+  std::remove(trace.c_str());
   EXPECT_EQ(run.status, 124) << run.out;
   std::vector<nlohmann::json> changes;
-  std::istringstream lines(run.out);
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.starts_with("{")) continue;
-    auto json = nlohmann::json::parse(line);
-    if (json.value("event", "") == "changed") changes.push_back(json);
+  for (const auto& json : JsonLines(run.out)) {
+    if (json.value("event", "") == "changed" && json["name"] == "Living_Window") {
+      changes.push_back(json);
+    }
   }
   ASSERT_EQ(changes.size(), 1u) << run.out;
-  EXPECT_EQ(changes[0]["name"], "Lamp");
-  EXPECT_EQ(changes[0]["state"], "ON");
-  EXPECT_EQ(changes[0]["oldState"], "OFF");
-  EXPECT_EQ(changes[0]["value"]["kind"], "onoff");
+  EXPECT_EQ(changes[0]["state"], "OPEN");
+  EXPECT_EQ(changes[0]["oldState"], "CLOSED");
+  EXPECT_EQ(changes[0]["value"]["kind"], "openclosed");
 }
 
 TEST(ConnectorCli, InspectExplainsBadUrlsAndUnreachableServers) {
@@ -123,11 +160,12 @@ TEST(ConnectorCli, InspectExplainsBadUrlsAndUnreachableServers) {
   EXPECT_EQ(down.status, 1);
   EXPECT_NE(down.out.find("cannot reach openHAB at http://127.0.0.1:1"), std::string::npos)
       << down.out;
-  TinyOpenHab openhab;
-  const Output refused = Connector("inspect --once --token oh.wrong --openhab http://127.0.0.1:" +
-                                   std::to_string(openhab.port()));
+  auto sim = SimProcess::Start({"--token", "oh.admin.t0k3n"});
+  ASSERT_TRUE(sim.ok()) << sim.error().message;
+  const Output refused = Connector("inspect --once --token oh.wrong --openhab " + Url(**sim));
   EXPECT_EQ(refused.status, 1);
   EXPECT_NE(refused.out.find("Invalid credentials"), std::string::npos) << refused.out;
+  EXPECT_EQ(refused.out.find("oh.wrong"), std::string::npos) << "the token is never printed";
 }
 
 }  // namespace

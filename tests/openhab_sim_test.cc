@@ -209,6 +209,21 @@ TEST(OpenHabSimTest, AuthModesAndRoles) {
   EXPECT_TRUE(mirror.mirror.synced());
 }
 
+TEST(OpenHabSimTest, MirrorReportsAWrongTokenWithOpenHabsMessage) {
+  auto sim = StartSim({"--token", "oh.admin.t0k3n"});
+  ASSERT_TRUE(sim);
+  Client client(sim->port(), {"oh.admin.wrong"});
+  Recorder recorder;
+  ItemMirror mirror(client.loop, client.streamer, client.rest, client.random, MirrorConfig{},
+                    recorder);
+  mirror.Start();
+  ASSERT_TRUE(client.loop.RunUntil([&] { return !recorder.connection.empty(); }, 20'000));
+  EXPECT_NE(recorder.connection[0].find("401: Invalid credentials"), std::string::npos)
+      << recorder.connection[0];
+  EXPECT_EQ(recorder.connection[0].find("oh.admin.wrong"), std::string::npos);
+  mirror.Stop();
+}
+
 TEST(OpenHabSimTest, EventStreamFiltersAndTheirErrors) {
   auto sim = StartSim();
   ASSERT_TRUE(sim);
