@@ -4,6 +4,8 @@
 // unnoticed.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "openhab/event.h"
 #include "openhab/item.h"
 #include "openhab/sse_parser.h"
@@ -69,7 +71,7 @@ TEST(SimHomeTest, ItemJsonHasOpenHabsShapeAndFieldOrder) {
             R"("params":[]},"link":"http://oh:8080/rest/items/gTemps","state":"21 °C",)"
             R"("unitSymbol":"°C","editable":true,"type":"Group","name":"gTemps","tags":[],)"
             R"("groupNames":[]})");
-  view.metadata_selector = "azureiothub";
+  view.namespaces = std::set<std::string>{"azureiothub"};
   view.fields = {"name", "metadata"};
   EXPECT_EQ(home.ItemJson(*home.Find("T1"), view).dump(),
             R"({"metadata":{"azureiothub":{"config":{"priority":"high"},"value":"telemetry"}},)"
@@ -106,6 +108,7 @@ TEST(SimHomeTest, UpdateEmitsStateUpdatedAndChangedInOpenHabsOrder) {
   Home home = Load(SmallHome());
   auto events = home.Update("T1", "24", 1000);
   ASSERT_TRUE(events.ok());
+  // gAll has no base type: no state, no events.
   EXPECT_EQ(Decoded(*events), (std::vector<std::string>{
                                   "ItemStateEvent openhab/items/T1/state",
                                   "GroupStateUpdatedEvent openhab/items/gTemps/T1/stateupdated",
@@ -178,6 +181,127 @@ TEST(SimHomeTest, CommandsAreCheckedThenAutoupdated) {
   // TOGGLE (the REST API's own word) flips a switch.
   ASSERT_TRUE(home.Command("Lamp", "TOGGLE", 0).ok());
   EXPECT_EQ(home.Find("Lamp")->state, "ON");
+}
+
+TEST(SimHomeTest, AutoupdateFollowsLinksAndTheirThings) {
+  Json document = SmallHome();
+  document["items"].push_back(Json::parse(R"({"name":"Linked","type":"Dimmer","state":"0"})"));
+  document["items"].push_back(Json::parse(R"({"name":"Forced","type":"Switch","state":"OFF",
+                      "metadata":{"autoupdate":{"value":"true"}}})"));
+  document["things"].push_back(Json::parse(R"({"UID":"zwave:device:c:n2","thingTypeUID":"zwave:d",
+      "channels":[{"uid":"zwave:device:c:n2:dim","id":"dim"},{"uid":"zwave:device:c:n2:sw","id":"sw"}]})"));
+  document["links"].push_back(
+      Json::parse(R"({"channelUID":"zwave:device:c:n2:dim","itemName":"Linked"})"));
+  document["links"].push_back(
+      Json::parse(R"({"channelUID":"zwave:device:c:n2:sw","itemName":"Forced"})"));
+  Home home = Load(document);
+  // An ONLINE thing: openHAB predicts, then the (obedient) device's binding reports. The
+  // state event carries the command as sent; the Dimmer turns ON into 100.
+  auto events = home.Command("Linked", "ON", 0);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(Decoded(*events), (std::vector<std::string>{
+                                  "ItemCommandEvent openhab/items/Linked/command",
+                                  "ItemStatePredictedEvent openhab/items/Linked/statepredicted",
+                                  "ItemStateEvent openhab/items/Linked/state",
+                                  "ItemStateUpdatedEvent openhab/items/Linked/stateupdated",
+                                  "ItemStateChangedEvent openhab/items/Linked/statechanged",
+                              }));
+  EXPECT_EQ((*events)[1].payload,
+            R"({"predictedType":"OnOff","predictedValue":"ON","isConfirmation":false})");
+  EXPECT_EQ((*events)[2].payload, R"({"type":"OnOff","value":"ON"})");
+  EXPECT_EQ(home.Find("Linked")->state, "100");
+  // The thing goes OFFLINE: the prediction confirms the old state and nothing changes.
+  ASSERT_TRUE(
+      home.SetThingStatus("zwave:device:c:n2", Json::parse(R"({"status":"OFFLINE"})")).ok());
+  events = home.Command("Linked", "0", 0);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2U);
+  EXPECT_EQ((*events)[1].payload,
+            R"({"predictedType":"Percent","predictedValue":"100","isConfirmation":true})");
+  EXPECT_EQ(home.Find("Linked")->state, "100");
+  // autoupdate=true in metadata wins over the offline thing.
+  ASSERT_TRUE(home.Command("Forced", "ON", 0).ok());
+  EXPECT_EQ(home.Find("Forced")->state, "ON");
+}
+
+TEST(SimHomeTest, GroupCyclesAndHostilePatternsAreRefused) {
+  Json cycle = SmallHome();
+  cycle["items"].push_back(Json::parse(R"({"name":"gA","type":"Group","groups":["gB"]})"));
+  cycle["items"].push_back(Json::parse(R"({"name":"gB","type":"Group","groups":["gA"]})"));
+  auto refused = Home::Parse(cycle, OpenHabVersion{});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("contains itself"), std::string::npos);
+  Home home = Load(SmallHome());
+  auto self =
+      home.Put(ParseSimItem(Json::parse(R"({"name":"gAll","type":"Group","groups":["gAll"]})"), "t")
+                   .value());
+  ASSERT_FALSE(self.ok());
+  EXPECT_EQ(self.error().code, "bad_item");
+  EXPECT_NE(home.Find("gAll"), nullptr);  // unchanged
+  EXPECT_TRUE(home.Find("gAll")->groups.empty());
+  EXPECT_FALSE(ParseSimItem(Json::parse(R"({"name":"gC","type":"Group","groupType":"String",
+                                            "function":{"name":"COUNT","params":["(a"]}})"),
+                            "t")
+                   .ok());
+  // A COUNT over a huge state neither crashes nor hangs.
+  Json counting = SmallHome();
+  counting["items"].push_back(Json::parse(R"({"name":"gN","type":"Group","groupType":"String",
+                                              "function":{"name":"COUNT","params":["(a|b)*"]}})"));
+  counting["items"].push_back(Json::parse(R"({"name":"S","type":"String","groups":["gN"]})"));
+  Home big = Load(counting);
+  ASSERT_TRUE(big.Update("S", std::string(1 << 20, 'a'), 0).ok());
+  EXPECT_EQ(big.Find("gN")->state, "0");
+  ASSERT_TRUE(big.Update("S", "abab", 0).ok());
+  EXPECT_EQ(big.Find("gN")->state, "1");
+  // Bytes that are not UTF-8 are replaced, not thrown over.
+  EXPECT_TRUE(big.Update("S",
+                         "22.5 \xB0"
+                         "C",
+                         0)
+                  .ok());
+  EXPECT_EQ(Decoded(big.Update("S", "\xFF", 0).value()).size(), 4U);
+}
+
+TEST(SimHomeTest, GroupStatesAsOpenHabComputesThem) {
+  Json document = SmallHome();
+  // A base type without a function is EQUALITY; a member group with a state is one member.
+  document["items"].push_back(
+      Json::parse(R"({"name":"gSame","type":"Group","groupType":"Switch"})"));
+  document["items"].push_back(
+      Json::parse(R"({"name":"A","type":"Switch","state":"ON","groups":["gSame"]})"));
+  document["items"].push_back(
+      Json::parse(R"({"name":"B","type":"Switch","state":"ON","groups":["gSame"]})"));
+  document["items"].push_back(Json::parse(R"({"name":"gOuter","type":"Group","groupType":"Number",
+      "function":{"name":"AVG"}})"));
+  document["items"].push_back(Json::parse(R"({"name":"gInner","type":"Group","groupType":"Number",
+      "function":{"name":"AVG"},"groups":["gOuter"]})"));
+  document["items"].push_back(
+      Json::parse(R"({"name":"N1","type":"Number","state":"0","groups":["gInner"]})"));
+  document["items"].push_back(
+      Json::parse(R"({"name":"N2","type":"Number","state":"10","groups":["gInner"]})"));
+  document["items"].push_back(
+      Json::parse(R"({"name":"N3","type":"Number","state":"20","groups":["gOuter"]})"));
+  Home home = Load(document);
+  EXPECT_EQ(home.Find("gSame")->state, "ON");
+  EXPECT_EQ(home.Find("gSame")->function, "EQUALITY");
+  EXPECT_EQ(home.ItemJson(*home.Find("gSame"), {})["function"]["name"], "EQUALITY");
+  ASSERT_TRUE(home.Update("B", "OFF", 0).ok());
+  EXPECT_EQ(home.Find("gSame")->state, "UNDEF");
+  EXPECT_EQ(home.Find("gInner")->state, "5");
+  EXPECT_EQ(home.Find("gOuter")->state, "12.5");  // AVG(gInner = 5, N3 = 20), not AVG(0, 10, 20)
+}
+
+TEST(SimHomeTest, ToggleAsTheRestApiDoes) {
+  Home home = Load(SmallHome());
+  ASSERT_TRUE(home.Command("Lamp", "toggle", 0).ok());
+  EXPECT_EQ(home.Find("Lamp")->state, "ON");
+  ASSERT_TRUE(home.Command("Lamp", "Toggle", 0).ok());
+  EXPECT_EQ(home.Find("Lamp")->state, "OFF");
+  EXPECT_EQ(home.Command("gLights", "TOGGLE", 0).error().code, "bad_command");  // not a group
+  EXPECT_EQ(home.Command("Shutter", "TOGGLE", 0).error().code, "bad_command");  // at 50
+  ASSERT_TRUE(home.Command("Shutter", "DOWN", 0).ok());
+  ASSERT_TRUE(home.Command("Shutter", "TOGGLE", 0).ok());
+  EXPECT_EQ(home.Find("Shutter")->state, "0");
 }
 
 TEST(SimHomeTest, GroupCommandsReachEveryMember) {

@@ -168,10 +168,35 @@ TEST(OpenHabSimTest, ItemsCommandsAndStateUpdatesThroughTheRestClient) {
   EXPECT_EQ(sim->http().Get("/rest/items/Living_Window/state")->body, "OPEN");
   EXPECT_EQ(client.Update("Living_Window", "AJAR").error().code, "rejected");
   EXPECT_TRUE(client.Command("Living_Dimmer", "INCREASE").ok());
+  // MetadataSelectorMatcher's pattern is "(selector)$", searched: `iothub` selects azureiothub.
+  const Json selected = sim->GetJson("/rest/items/Living_Temperature?metadata=iothub");
+  EXPECT_TRUE(selected["metadata"].contains("azureiothub")) << selected.dump();
+  EXPECT_FALSE(sim->GetJson("/rest/items/Living_Temperature?metadata=none").contains("metadata"));
+  // A JSON body is plain text to openHAB before 5.0.
+  EXPECT_EQ(sim->Post("/rest/items/Living_Light", R"({"value":"OFF"})", "application/json"), 400);
+  // Names outside openHAB's path pattern match no resource at all.
+  EXPECT_EQ(sim->http().Get("/rest/items/Bad-Name")->status, 404);
   const auto log = sim->GetJson("/sim/commands");
   ASSERT_EQ(log.size(), 2U);
   EXPECT_EQ(log[0]["item"], "Living_Light");
   EXPECT_EQ(log[1]["command"], "INCREASE");
+}
+
+TEST(OpenHabSimTest, OpenHab5TakesJsonBodies) {
+  auto sim = StartSim({"--openhab-version", "5.0.0"});
+  ASSERT_TRUE(sim);
+  EXPECT_EQ(sim->Post("/rest/items/Living_Light", R"({"value":"ON","source":"test"})",
+                      "application/json"),
+            200);
+  EXPECT_EQ(sim->http().Get("/rest/items/Living_Light/state")->body, "ON");
+  EXPECT_EQ(sim->http()
+                .Put("/rest/items/Living_Window/state", R"({"value":"OPEN"})", "application/json")
+                ->status,
+            202);
+  EXPECT_EQ(sim->Post("/rest/items/Living_Light", R"({"no":"value"})", "application/json"), 400);
+  const Json item = sim->GetJson("/rest/items/Living_Light");
+  EXPECT_EQ(item["lastState"], "OFF");
+  EXPECT_TRUE(item.contains("lastStateChange"));
 }
 
 TEST(OpenHabSimTest, AuthModesAndRoles) {

@@ -45,6 +45,7 @@ void EventStream::Append(const std::string& chunk) {
     }
   }
   ready_.notify_all();
+  drained_.notify_all();  // an overflow closes the stream: nobody need wait for it
 }
 
 void EventStream::Close() {

@@ -1,6 +1,7 @@
 #include "openhab_sim/home.h"
 
 #include <fmt/format.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <charconv>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -86,7 +88,15 @@ std::vector<std::string> StringList(const Json& value) {
   return out;
 }
 
-OrderedJson ToOrdered(const Json& value) { return OrderedJson::parse(value.dump()); }
+// JSON text that never throws: bytes that are not UTF-8 become U+FFFD, as Java's decoding of
+// a request body would make them.
+std::string Text(const OrderedJson& value) {
+  return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace);
+}
+
+OrderedJson ToOrdered(const Json& value) {
+  return OrderedJson::parse(value.dump(-1, ' ', false, Json::error_handler_t::replace));
+}
 
 std::string StateText(const oh::State& state) {
   if (state.kind == oh::StateKind::kNull) return "NULL";
@@ -218,6 +228,18 @@ Result<SimItem> ParseSimItem(const Json& object, const std::string& where) {
       return Bad(at, "COUNT needs one param (a regular expression)");
     }
     if (item.group_type.empty()) return Bad(at, "a group function needs a 'groupType'");
+    if (item.function == "COUNT") {
+      try {
+        item.count_pattern = std::make_shared<const std::regex>(item.function_params[0]);
+      } catch (const std::regex_error& e) {
+        return Bad(at, fmt::format("COUNT pattern '{}' is no regular expression: {}",
+                                   item.function_params[0], e.what()));
+      }
+    }
+  }
+  // ItemDTOMapper: a group with a base type and no function gets EQUALITY.
+  if (item.is_group() && !item.group_type.empty() && item.function.empty()) {
+    item.function = "EQUALITY";
   }
   if (item.unit.empty() && BaseType(item).starts_with("Number:")) {
     item.unit = DefaultUnit(BaseType(item));
@@ -258,6 +280,9 @@ Result<Home> Home::Parse(const Json& document, OpenHabVersion version) {
       }
     }
   }
+  if (const std::string cycle = home.FindCycle(); !cycle.empty()) {
+    return Bad(cycle, "the group contains itself (directly or through nested groups)");
+  }
   for (const char* key : {"things", "links", "series"}) {
     const Json value = document.value(key, Json::array());
     if (!value.is_array()) return Bad("home", fmt::format("'{}' must be an array", key));
@@ -272,12 +297,37 @@ Result<Home> Home::Parse(const Json& document, OpenHabVersion version) {
     if (!thing.contains("statusInfo")) {
       thing["statusInfo"] = {{"status", "ONLINE"}, {"statusDetail", "NONE"}};
     }
+    const Json& status = thing["statusInfo"];
+    if (!status.is_object() || !status.value("status", Json()).is_string()) {
+      return Bad(fmt::format("things[{}]", i), "'statusInfo' must be {\"status\":\"ONLINE\",..}");
+    }
+    for (const char* key : {"label", "bridgeUID", "location"}) {
+      if (thing.contains(key) && !thing[key].is_string()) {
+        return Bad(fmt::format("things[{}]", i), fmt::format("'{}' must be a string", key));
+      }
+    }
+    for (const char* key : {"configuration", "properties"}) {
+      if (thing.contains(key) && !thing[key].is_object()) {
+        return Bad(fmt::format("things[{}]", i), fmt::format("'{}' must be an object", key));
+      }
+    }
+    if (thing.contains("editable") && !thing["editable"].is_boolean()) {
+      return Bad(fmt::format("things[{}]", i), "'editable' must be true or false");
+    }
+    const Json channels = thing.value("channels", Json::array());
+    if (!channels.is_array() || std::any_of(channels.begin(), channels.end(), [](const Json& c) {
+          return !c.is_object() || !c.value("uid", Json()).is_string();
+        })) {
+      return Bad(fmt::format("things[{}]", i), "'channels' must be objects with a 'uid' string");
+    }
   }
   home.links_ = document.value("links", Json::array());
   for (std::size_t i = 0; i < home.links_.size(); ++i) {
     const Json& link = home.links_[i];
     if (!link.is_object() || !link.value("channelUID", Json()).is_string() ||
-        !link.value("itemName", Json()).is_string()) {
+        !link.value("itemName", Json()).is_string() ||
+        (link.contains("configuration") && !link["configuration"].is_object()) ||
+        (link.contains("editable") && !link["editable"].is_boolean())) {
       return Bad(fmt::format("links[{}]", i), "a link needs 'channelUID' and 'itemName' strings");
     }
   }
@@ -302,6 +352,37 @@ Result<Home> Home::Load(const std::string& path, OpenHabVersion version) {
   auto home = Parse(*document, version);
   if (!home) return MakeError("bad_home", path + ": " + home.error().message);
   return home;
+}
+
+std::string Home::FindCycle() const {
+  // Depth-first over `groups` edges; a node met again on the current path closes a cycle.
+  std::map<std::string, int> mark;  // 1: on the path, 2: done
+  std::string found;
+  std::function<void(const SimItem&)> visit = [&](const SimItem& item) {
+    mark[item.name] = 1;
+    for (const auto& group : item.groups) {
+      if (!found.empty()) return;
+      const int m = mark[group];
+      if (m == 1) {
+        found = group;
+      } else if (m == 0) {
+        if (const SimItem* parent = Find(group)) visit(*parent);
+      }
+    }
+    mark[item.name] = 2;
+  };
+  for (const auto& item : items_) {
+    if (found.empty() && mark[item.name] == 0) visit(item);
+  }
+  return found;
+}
+
+std::set<std::string> Home::Namespaces() const {
+  std::set<std::string> out;
+  for (const auto& item : items_) {
+    for (const auto& [ns, entry] : item.metadata.items()) out.insert(ns);
+  }
+  return out;
 }
 
 const SimItem* Home::Find(std::string_view name) const {
@@ -373,25 +454,8 @@ OrderedJson Home::ItemJson(const SimItem& item, const ItemView& view) const {
   }
   if (version_.unit_symbol() && !item.unit.empty()) out["unitSymbol"] = item.unit;
   OrderedJson metadata = OrderedJson::object();
-  if (!item.metadata.empty()) {
-    std::vector<std::string> selectors;
-    std::stringstream csv(view.metadata_selector);
-    for (std::string token; std::getline(csv, token, ',');) {
-      token.erase(0, token.find_first_not_of(' '));
-      token.erase(token.find_last_not_of(' ') + 1);
-      if (!token.empty()) selectors.push_back(token);
-    }
-    for (const auto& [ns, entry] : item.metadata.items()) {
-      const bool wanted = std::any_of(selectors.begin(), selectors.end(), [&](const auto& s) {
-        if (s == ns) return true;
-        try {
-          return std::regex_match(ns, std::regex(s));
-        } catch (const std::regex_error&) {
-          return false;
-        }
-      });
-      if (wanted) metadata[ns] = ToOrdered(entry);
-    }
+  for (const auto& [ns, entry] : item.metadata.items()) {
+    if (!view.namespaces || view.namespaces->contains(ns)) metadata[ns] = ToOrdered(entry);
   }
   if (!metadata.empty()) out["metadata"] = std::move(metadata);
   out["editable"] = item.editable;
@@ -501,7 +565,7 @@ Result<std::vector<SimEvent>> Home::Update(std::string_view name, std::string_vi
   std::vector<SimEvent> events;
   const std::string given = StateText(*parsed);
   events.push_back({fmt::format("openhab/items/{}/state", item->name), "ItemStateEvent",
-                    OrderedJson{{"type", oh::TypeName(parsed->kind)}, {"value", given}}.dump()});
+                    Text({{"type", oh::TypeName(parsed->kind)}, {"value", given}})});
   std::string state = given;
   if (parsed->kind != oh::StateKind::kNull && parsed->kind != oh::StateKind::kUndef) {
     state = AutoUpdateState(*item, *parsed).value_or(given);
@@ -518,7 +582,9 @@ void Home::Apply(SimItem& item, const std::string& state, std::int64_t now_ms,
   const std::int64_t previous_change = item.last_change_ms;
   item.state = state;
   if (changed) item.last_state = old;
-  // notifyListeners comes first in GenericItem.applyState: group events precede the item's.
+  // GenericItem.applyState notifies the groups before it posts its own events; openHAB runs
+  // those listeners on another thread, so a real server often sends them later. Either order
+  // must work for clients (docs/openhab-sim.md).
   RecalculateGroups(item, now_ms, events);
   const std::string type = TypeNameOf(item, state);
   if (version_.state_updated_events()) {
@@ -527,7 +593,7 @@ void Home::Apply(SimItem& item, const std::string& state, std::int64_t now_ms,
       payload["lastStateUpdate"] = IsoUtc(previous_update);
     }
     events.push_back({fmt::format("openhab/items/{}/stateupdated", item.name),
-                      "ItemStateUpdatedEvent", payload.dump()});
+                      "ItemStateUpdatedEvent", Text(payload)});
   }
   if (changed) {
     OrderedJson payload;  // openHAB's field order: type, value, oldType, oldValue
@@ -540,7 +606,7 @@ void Home::Apply(SimItem& item, const std::string& state, std::int64_t now_ms,
       if (previous_change != 0) payload["lastStateChange"] = IsoUtc(previous_change);
     }
     events.push_back({fmt::format("openhab/items/{}/statechanged", item.name),
-                      "ItemStateChangedEvent", payload.dump()});
+                      "ItemStateChangedEvent", Text(payload)});
     item.last_change_ms = now_ms;
   }
   item.last_update_ms = now_ms;
@@ -584,7 +650,8 @@ std::string AsType(const SimItem& item, const std::string& type) {
 }  // namespace
 
 std::string Home::GroupState(const SimItem& group) const {
-  // getStateMembers: the non-group members, searched through nested groups.
+  // GroupItem.getStateMembers: members, where a member group with a state of its own counts
+  // as one member and a plain member group is searched through (cycles are refused at load).
   std::vector<const SimItem*> members;
   std::vector<const SimItem*> pending = Members(group);
   std::set<std::string> seen;
@@ -592,13 +659,13 @@ std::string Home::GroupState(const SimItem& group) const {
     const SimItem* next = pending.back();
     pending.pop_back();
     if (!seen.insert(next->name).second) continue;
-    if (next->is_group()) {
+    if (next->is_group() && next->group_type.empty()) {
       for (const SimItem* inner : Members(*next)) pending.push_back(inner);
     } else {
       members.push_back(next);
     }
   }
-  const std::string fn = group.function.empty() ? std::string("EQUALITY") : group.function;
+  const std::string& fn = group.function;
   if (fn == "OR" || fn == "NOR" || fn == "AND" || fn == "NAND") {
     const std::string& active = group.function_params[0];
     const std::string& passive = group.function_params[1];
@@ -611,11 +678,11 @@ std::string Home::GroupState(const SimItem& group) const {
   }
   if (fn == "COUNT") {
     std::size_t count = 0;
-    try {
-      const std::regex pattern(group.function_params[0]);
-      for (const SimItem* m : members) count += std::regex_match(m->state, pattern) ? 1 : 0;
-    } catch (const std::regex_error&) {
-      return "UNDEF";
+    for (const SimItem* m : members) {
+      // libstdc++'s regex recurses per character: long states are not matched at all.
+      if (m->state.size() <= kMaxCountedState && std::regex_match(m->state, *group.count_pattern)) {
+        ++count;
+      }
     }
     return std::to_string(count);
   }
@@ -654,33 +721,35 @@ void Home::RecalculateGroups(const SimItem& member, std::int64_t now_ms,
     const std::string state = GroupState(*group);
     const std::string old = group->state;
     const std::int64_t previous_update = group->last_update_ms;
+    const std::int64_t previous_change = group->last_change_ms;
     group->state = state;
     group->last_update_ms = now_ms;
-    // GroupItem.setState notifies the group's own groups before the group's events go out.
-    if (old != state) {
-      group->last_state = old;
-      RecalculateGroups(*group, now_ms, events);
-    }
-    std::vector<SimEvent> own;
-    if (version_.state_updated_events() && !group->function.empty()) {
+    // GroupItem.setState notifies the group's own groups before the group's events go out;
+    // the membership graph has no cycles (checked at load), so this ends.
+    if (old != state) group->last_state = old;
+    RecalculateGroups(*group, now_ms, events);
+    if (version_.state_updated_events()) {
       OrderedJson payload = {{"type", TypeNameOf(*group, state)}, {"value", state}};
       if (version_.last_state_fields() && previous_update != 0) {
         payload["lastStateUpdate"] = IsoUtc(previous_update);
       }
-      own.push_back({fmt::format("openhab/items/{}/{}/stateupdated", group->name, member.name),
-                     "GroupStateUpdatedEvent", payload.dump()});
+      events.push_back({fmt::format("openhab/items/{}/{}/stateupdated", group->name, member.name),
+                        "GroupStateUpdatedEvent", Text(payload)});
     }
     if (old != state) {
-      own.push_back({fmt::format("openhab/items/{}/{}/statechanged", group->name, member.name),
-                     "GroupItemStateChangedEvent",
-                     OrderedJson{{"type", TypeNameOf(*group, state)},
-                                 {"value", state},
-                                 {"oldType", TypeNameOf(*group, old)},
-                                 {"oldValue", old}}
-                         .dump()});
+      OrderedJson payload;
+      payload["type"] = TypeNameOf(*group, state);
+      payload["value"] = state;
+      payload["oldType"] = TypeNameOf(*group, old);
+      payload["oldValue"] = old;
+      if (version_.last_state_fields()) {
+        if (previous_update != 0) payload["lastStateUpdate"] = IsoUtc(previous_update);
+        if (previous_change != 0) payload["lastStateChange"] = IsoUtc(previous_change);
+      }
+      events.push_back({fmt::format("openhab/items/{}/{}/statechanged", group->name, member.name),
+                        "GroupItemStateChangedEvent", Text(payload)});
       group->last_change_ms = now_ms;
     }
-    events.insert(events.end(), own.begin(), own.end());
   }
 }
 
@@ -689,19 +758,18 @@ Result<std::vector<SimEvent>> Home::Command(std::string_view name, std::string_v
   SimItem* item = FindMutable(name);
   if (!item) return MakeError("not_found", fmt::format("Item {} does not exist!", name));
   std::string command(text);
-  // The REST API's TOGGLE for switches and rollershutters (ItemResource).
-  const std::string base = BaseType(*item);
-  if ((base == "Switch" || base == "Rollershutter") && (text == "toggle" || text == "TOGGLE")) {
-    if (item->state == "ON")
-      command = "OFF";
-    else if (item->state == "OFF")
-      command = "ON";
-    else if (item->state == "0")
-      command = "DOWN";
-    else if (item->state == "100")
-      command = "UP";
-    else
-      return MakeError("bad_command", "TOGGLE needs a known state");
+  // The REST API's TOGGLE (any case), for Switch and Rollershutter items only (ItemResource):
+  // ON flips to OFF and back; a shutter at UP (0) goes DOWN, at DOWN (100) goes UP.
+  if ((item->type == "Switch" || item->type == "Rollershutter") && text.size() == 6 &&
+      strncasecmp(text.data(), "toggle", 6) == 0) {
+    const std::string as_switch = AsType(*item, "Switch");
+    if (item->type == "Switch" && (as_switch == "ON" || as_switch == "OFF")) {
+      command = as_switch == "ON" ? "OFF" : "ON";
+    } else if (item->state == "0" || item->state == "100") {
+      command = item->state == "0" ? "DOWN" : "UP";
+    } else {
+      return MakeError("bad_command", "TOGGLE needs the item to be ON/OFF or UP/DOWN");
+    }
   }
   auto parsed = oh::ParseCommand(CodecType(*item), command);
   if (parsed) {
@@ -710,32 +778,95 @@ Result<std::vector<SimEvent>> Home::Command(std::string_view name, std::string_v
   }
   if (!parsed) return MakeError("bad_command", parsed.error().message);
   std::vector<SimEvent> events;
-  AddCommandEvents(*item, command, now_ms, 0, events);
+  std::set<std::string> reached;
+  AddCommandEvents(*item, command, now_ms, reached, events);
   return events;
 }
 
+Home::AutoUpdate Home::AutoUpdateFor(const SimItem& item) const {
+  // AutoUpdateManager.shouldAutoUpdate, then the item's `autoupdate` metadata.
+  AutoUpdate result = AutoUpdate::kRequired;
+  std::vector<const Json*> online;
+  bool linked = false;
+  for (const auto& link : links_) {
+    if (link["itemName"] != item.name) continue;
+    linked = true;
+    const std::string channel_uid = link["channelUID"].get<std::string>();
+    for (const auto& thing : things_) {
+      if (!channel_uid.starts_with(thing["UID"].get<std::string>() + ":")) continue;
+      if (thing["statusInfo"].value("status", "") != "ONLINE") continue;
+      const auto channels = thing.find("channels");
+      if (channels == thing.end()) continue;
+      for (const auto& channel : *channels) {
+        if (channel["uid"] == channel_uid) online.push_back(&channel);
+      }
+    }
+  }
+  if (linked && online.empty()) result = AutoUpdate::kRevert;
+  for (const Json* channel : online) {
+    const std::string policy = channel->value("autoUpdatePolicy", "DEFAULT");
+    if (policy == "VETO") {
+      result = AutoUpdate::kDont;
+    } else if (policy == "RECOMMEND") {
+      if (result == AutoUpdate::kRequired) result = AutoUpdate::kRecommended;
+    } else if (result == AutoUpdate::kRequired || result == AutoUpdate::kRecommended) {
+      result = AutoUpdate::kOptimistic;
+    }
+  }
+  const auto metadata = item.metadata.find("autoupdate");
+  if (metadata != item.metadata.end()) {
+    const std::string value = (*metadata)["value"].get<std::string>();
+    if (value.find_first_not_of(" \t") != std::string::npos) {
+      result = strcasecmp(value.c_str(), "true") == 0 ? AutoUpdate::kRequired : AutoUpdate::kDont;
+    }
+  }
+  return result;
+}
+
 void Home::AddCommandEvents(SimItem& item, const std::string& command, std::int64_t now_ms,
-                            int depth, std::vector<SimEvent>& events) {
+                            std::set<std::string>& reached, std::vector<SimEvent>& events) {
+  if (!reached.insert(item.name).second) return;  // reached twice through nested groups
   auto parsed = oh::ParseCommand(CodecType(item), command);
   if (!parsed || !oh::CommandFor(CodecType(item), *parsed)) return;  // a member that cannot
   events.push_back(
       {fmt::format("openhab/items/{}/command", item.name), "ItemCommandEvent",
-       OrderedJson{{"type", oh::TypeName(parsed->kind)}, {"value", oh::ToCommandText(*parsed)}}
-           .dump()});
-  if (item.is_group()) {
-    if (depth > 16) return;  // a group cycle: openHAB logs it and stops, so do we
+       Text({{"type", oh::TypeName(parsed->kind)}, {"value", oh::ToCommandText(*parsed)}})});
+  if (item.is_group()) {  // groups forward commands and never autoupdate
     for (const SimItem* member : Members(item)) {
-      AddCommandEvents(*FindMutable(member->name), command, now_ms, depth + 1, events);
+      AddCommandEvents(*FindMutable(member->name), command, now_ms, reached, events);
     }
     return;
   }
-  const auto autoupdate = item.metadata.find("autoupdate");
-  if (autoupdate != item.metadata.end() && (*autoupdate)["value"] == "false") return;
   const auto state = AutoUpdateState(item, *parsed);
-  if (!state) return;
-  // AutoUpdateManager posts an ItemStateEvent; the item then applies it.
+  if (!state) return;  // INCREASE, STOP, REFRESH...: no state follows from the command
+  const std::string command_state = oh::ToCommandText(*parsed);
+  const auto predicted = [&](const std::string& type, const std::string& value, bool confirm) {
+    OrderedJson payload;
+    payload["predictedType"] = type;
+    payload["predictedValue"] = value;
+    payload["isConfirmation"] = confirm;
+    events.push_back({fmt::format("openhab/items/{}/statepredicted", item.name),
+                      "ItemStatePredictedEvent", Text(payload)});
+  };
+  switch (AutoUpdateFor(item)) {
+    case AutoUpdate::kDont:
+      return;
+    case AutoUpdate::kRevert:  // every linked thing is offline: the controls snap back
+      predicted(TypeNameOf(item, item.state), item.state, true);
+      return;
+    case AutoUpdate::kOptimistic:
+      // openHAB predicts; the binding then reports what the device did. The sim's devices
+      // obey, so the binding's update follows at once.
+      predicted(std::string(oh::TypeName(parsed->kind)), command_state, false);
+      break;
+    case AutoUpdate::kRequired:
+    case AutoUpdate::kRecommended:
+      break;
+  }
+  // AutoUpdateManager (or the binding) posts the command as an ItemStateEvent; the item then
+  // converts it (a Dimmer's ON to 100) and applies it.
   events.push_back({fmt::format("openhab/items/{}/state", item.name), "ItemStateEvent",
-                    OrderedJson{{"type", TypeNameOf(item, *state)}, {"value", *state}}.dump()});
+                    Text({{"type", oh::TypeName(parsed->kind)}, {"value", command_state}})});
   Apply(item, *state, now_ms, events);
 }
 
@@ -747,17 +878,26 @@ Result<std::vector<SimEvent>> Home::Put(SimItem item) {
     }
   }
   std::vector<SimEvent> events;
+  Home candidate = *this;  // a membership cycle must not get in: check on a copy first
+  if (SimItem* existing = candidate.FindMutable(item.name)) {
+    *existing = item;
+  } else {
+    candidate.items_.push_back(item);
+  }
+  if (const std::string cycle = candidate.FindCycle(); !cycle.empty()) {
+    return MakeError("bad_item", fmt::format("group '{}' would contain itself", cycle));
+  }
   if (SimItem* existing = FindMutable(item.name)) {
-    const std::string old_dto = ItemDto(*existing).dump();
-    if (item.state == "NULL") item.state = existing->state;
+    const std::string old_dto = Text(ItemDto(*existing));
+    if (item.state == "NULL" && item.type == existing->type) item.state = existing->state;
     *existing = std::move(item);
     events.push_back({fmt::format("openhab/items/{}/updated", existing->name), "ItemUpdatedEvent",
-                      "[" + ItemDto(*existing).dump() + "," + old_dto + "]"});
+                      "[" + Text(ItemDto(*existing)) + "," + old_dto + "]"});
     return events;
   }
   items_.push_back(std::move(item));
   events.push_back({fmt::format("openhab/items/{}/added", items_.back().name), "ItemAddedEvent",
-                    ItemDto(items_.back()).dump()});
+                    Text(ItemDto(items_.back()))});
   return events;
 }
 
@@ -768,7 +908,7 @@ Result<std::vector<SimEvent>> Home::Remove(std::string_view name) {
     return MakeError("not_found", fmt::format("Item {} does not exist!", name));
   std::vector<SimEvent> events;
   events.push_back(
-      {fmt::format("openhab/items/{}/removed", it->name), "ItemRemovedEvent", ItemDto(*it).dump()});
+      {fmt::format("openhab/items/{}/removed", it->name), "ItemRemovedEvent", Text(ItemDto(*it))});
   const std::string removed = it->name;
   items_.erase(it);
   for (auto& item : items_) {  // openHAB drops the membership of a removed group
@@ -792,13 +932,13 @@ Result<std::vector<SimEvent>> Home::SetThingStatus(std::string_view uid, const J
     info["statusDetail"] = status_info.value("statusDetail", "NONE");
     if (status_info.contains("description")) info["description"] = status_info["description"];
     const OrderedJson old = ToOrdered(thing["statusInfo"]);
-    thing["statusInfo"] = Json::parse(info.dump());
+    thing["statusInfo"] = Json::parse(Text(info));
     std::vector<SimEvent> events;
     events.push_back(
-        {fmt::format("openhab/things/{}/status", uid), "ThingStatusInfoEvent", info.dump()});
+        {fmt::format("openhab/things/{}/status", uid), "ThingStatusInfoEvent", Text(info)});
     if (old != info) {
       events.push_back({fmt::format("openhab/things/{}/statuschanged", uid),
-                        "ThingStatusInfoChangedEvent", "[" + info.dump() + "," + old.dump() + "]"});
+                        "ThingStatusInfoChangedEvent", "[" + Text(info) + "," + Text(old) + "]"});
     }
     return events;
   }

@@ -7,7 +7,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,8 +64,10 @@ struct SimItem {
   // Groups.
   std::string group_type;  // the base item type, "" for a plain group
   std::string function;    // "OR", "AND", "NOR", "NAND", "AVG", "SUM", "MIN", "MAX", "COUNT",
-                           // "EQUALITY"; "" when none
+                           // "EQUALITY" (also a base type without a function); "" when none
   std::vector<std::string> function_params;
+  // COUNT's pattern, compiled once; shared by copies of the item (it is immutable).
+  std::shared_ptr<const std::regex> count_pattern;
   // State.
   std::string state = "NULL";
   std::string last_state;  // the state before the last change, "" when none
@@ -76,10 +82,11 @@ Result<SimItem> ParseSimItem(const Json& object, const std::string& where);
 
 // The query options of GET /rest/items that shape each item (§1).
 struct ItemView {
-  std::string base_url;                  // "http://host:port", for `link`
-  std::string metadata_selector = ".*";  // CSV of namespaces or a regular expression
-  bool recursive = false;                // groups include their members in full
-  std::vector<std::string> fields;       // empty: all fields
+  std::string base_url;  // "http://host:port", for `link`
+  // The metadata namespaces to include (MetadataSelectorMatcher's result); nullopt: all.
+  std::optional<std::set<std::string>> namespaces;
+  bool recursive = false;           // groups include their members in full
+  std::vector<std::string> fields;  // empty: all fields
 };
 
 class Home {
@@ -94,6 +101,8 @@ class Home {
   const Json& things() const { return things_; }
   const Json& links() const { return links_; }
   const Json& series() const { return series_; }  // the home's numeric series, as written
+  // Every metadata namespace some item has.
+  std::set<std::string> Namespaces() const;
 
   // GET /rest/items[/{name}] entries, in openHAB's field order (EnrichedItemDTO).
   OrderedJson ItemJson(const SimItem& item, const ItemView& view) const;
@@ -111,6 +120,7 @@ class Home {
   Result<std::vector<SimEvent>> Command(std::string_view name, std::string_view text,
                                         std::int64_t now_ms);
   // Adds an item, or replaces the item of the same name: ItemAddedEvent / ItemUpdatedEvent.
+  // Error code "bad_item" for unknown groups or a membership cycle.
   Result<std::vector<SimEvent>> Put(SimItem item);
   // Removes an item: ItemRemovedEvent. Error code "not_found".
   Result<std::vector<SimEvent>> Remove(std::string_view name);
@@ -119,7 +129,13 @@ class Home {
   Result<std::vector<SimEvent>> SetThingStatus(std::string_view uid, const Json& status_info);
 
  private:
+  // AutoUpdateManager's recommendation for a command that is also a state.
+  enum class AutoUpdate { kRequired, kRecommended, kOptimistic, kDont, kRevert };
+
   SimItem* FindMutable(std::string_view name);
+  AutoUpdate AutoUpdateFor(const SimItem& item) const;
+  // The group that would contain itself through `groups`, if any ("" when none).
+  std::string FindCycle() const;
   // Sets the state and appends the events of the item and of the groups it is in.
   void Apply(SimItem& item, const std::string& state, std::int64_t now_ms,
              std::vector<SimEvent>& events);
@@ -127,8 +143,8 @@ class Home {
   std::vector<const SimItem*> Members(const SimItem& group) const;
   // The state a group's function gives its members' current states.
   std::string GroupState(const SimItem& group) const;
-  void AddCommandEvents(SimItem& item, const std::string& command, std::int64_t now_ms, int depth,
-                        std::vector<SimEvent>& events);
+  void AddCommandEvents(SimItem& item, const std::string& command, std::int64_t now_ms,
+                        std::set<std::string>& reached, std::vector<SimEvent>& events);
 
   OpenHabVersion version_;
   std::vector<SimItem> items_;
@@ -136,6 +152,9 @@ class Home {
   Json links_ = Json::array();
   Json series_ = Json::array();
 };
+
+// COUNT matches states up to this length; libstdc++'s regex recurses once per character.
+inline constexpr std::size_t kMaxCountedState = 1024;
 
 // ItemDTO (the payload of ItemAddedEvent and friends).
 OrderedJson ItemDto(const SimItem& item);

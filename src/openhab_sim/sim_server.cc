@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "common/crypto.h"
@@ -16,6 +20,9 @@ namespace {
 constexpr std::size_t kMaxCommandLog = 1000;
 // One thread per connection: every open event stream holds one.
 constexpr std::size_t kServerThreads = 64;
+constexpr std::size_t kMaxStreams = 48;
+// Request bodies (commands, states, items) are small; anything larger is refused (413).
+constexpr std::size_t kMaxBodyBytes = 1 << 20;
 
 void JsonError(httplib::Response& res, int status, const std::string& message) {
   // JSONResponse.createErrorResponse: {"error":{"message":..,"http-code":..}}
@@ -23,7 +30,8 @@ void JsonError(httplib::Response& res, int status, const std::string& message) {
   body["error"]["message"] = message;
   body["error"]["http-code"] = status;
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, OrderedJson::error_handler_t::replace),
+                  "application/json");
 }
 
 void Reply(httplib::Response& res, const OrderedJson& body) {
@@ -42,6 +50,41 @@ std::vector<std::string> Csv(const std::string& text) {
   return out;
 }
 
+// MetadataSelectorMatcher.filterNamespaces: the selector's CSV tokens (or one regular
+// expression) as the pattern "(a|b)$", searched in each namespace (so `iothub` selects
+// `azureiothub`); ".*" selects all. Run once per request, outside the home's lock.
+std::optional<std::set<std::string>> SelectNamespaces(const std::string& selector,
+                                                      const std::set<std::string>& namespaces) {
+  if (selector == ".*") return std::nullopt;
+  std::set<std::string> out;
+  std::string alternatives;
+  for (const auto& token : Csv(selector)) alternatives += (alternatives.empty() ? "" : "|") + token;
+  if (alternatives.empty() || alternatives.size() > 256) return out;
+  try {
+    const std::regex pattern("(" + alternatives + ")$");
+    for (const auto& ns : namespaces) {
+      if (std::regex_search(ns, pattern)) out.insert(ns);
+    }
+  } catch (const std::regex_error&) {
+    if (namespaces.contains(selector)) out.insert(selector);
+  }
+  return out;
+}
+
+// A command or state as the request carries it: text/plain, or (openHAB 5.0+) JSON
+// {"value":".."}; nullopt for a JSON body that is not such an object.
+std::optional<std::string> ValueOf(const httplib::Request& req, const OpenHabVersion& version) {
+  if (!version.AtLeast(5, 0) ||
+      !req.get_header_value("Content-Type").starts_with("application/json")) {
+    return req.body;
+  }
+  auto body = ParseUntrustedJson(req.body);
+  if (!body || !body->is_object() || !body->value("value", Json()).is_string()) {
+    return std::nullopt;
+  }
+  return (*body)["value"].get<std::string>();
+}
+
 bool BoolParam(const httplib::Request& req, const char* name, bool fallback) {
   if (!req.has_param(name)) return fallback;
   return req.get_param_value(name) == "true";
@@ -56,6 +99,7 @@ SimServer::SimServer(Home home, SimOptions options, NowMs now_ms)
                                                        : options_.version.alive_interval_s()),
       home_(std::move(home)) {
   server_.new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
+  server_.set_payload_max_length(kMaxBodyBytes);
   Routes();
 }
 
@@ -190,7 +234,13 @@ void SimServer::Routes() {
     if (!Authorize(req, res, Role::kUser)) return;
     ItemView view;
     view.base_url = BaseUrl(req);
-    if (req.has_param("metadata")) view.metadata_selector = req.get_param_value("metadata");
+    std::set<std::string> namespaces;
+    {
+      std::lock_guard lock(mutex_);
+      namespaces = home_.Namespaces();
+    }
+    view.namespaces = SelectNamespaces(
+        req.has_param("metadata") ? req.get_param_value("metadata") : ".*", namespaces);
     view.recursive = BoolParam(req, "recursive", false);
     if (req.has_param("fields")) view.fields = Csv(req.get_param_value("fields"));
     const std::vector<std::string> types =
@@ -213,13 +263,18 @@ void SimServer::Routes() {
     Reply(res, list);
   });
 
-  server_.Get(R"(/rest/items/([^/]+))",
+  server_.Get(R"(/rest/items/([a-zA-Z_0-9]+))",
               [this](const httplib::Request& req, httplib::Response& res) {
                 if (!Authorize(req, res, Role::kUser)) return;
                 ItemView view;
                 view.base_url = BaseUrl(req);
-                if (req.has_param("metadata"))
-                  view.metadata_selector = req.get_param_value("metadata");
+                std::set<std::string> namespaces;
+                {
+                  std::lock_guard lock(mutex_);
+                  namespaces = home_.Namespaces();
+                }
+                view.namespaces = SelectNamespaces(
+                    req.has_param("metadata") ? req.get_param_value("metadata") : ".*", namespaces);
                 view.recursive = BoolParam(req, "recursive", true);
                 std::lock_guard lock(mutex_);
                 const SimItem* item = home_.Find(req.matches[1].str());
@@ -228,7 +283,7 @@ void SimServer::Routes() {
                 Reply(res, home_.ItemJson(*item, view));
               });
 
-  server_.Get(R"(/rest/items/([^/]+)/state)",
+  server_.Get(R"(/rest/items/([a-zA-Z_0-9]+)/state)",
               [this](const httplib::Request& req, httplib::Response& res) {
                 if (!Authorize(req, res, Role::kUser)) return;
                 std::lock_guard lock(mutex_);
@@ -238,11 +293,13 @@ void SimServer::Routes() {
                 res.set_content(item->state, "text/plain");
               });
 
-  server_.Put(R"(/rest/items/([^/]+)/state)",
+  server_.Put(R"(/rest/items/([a-zA-Z_0-9]+)/state)",
               [this](const httplib::Request& req, httplib::Response& res) {
                 if (!Authorize(req, res, Role::kUser)) return;
+                const auto value = ValueOf(req, options_.version);  // JSON from 5.0
+                if (!value) return JsonError(res, 400, "State could not be parsed: " + req.body);
                 std::lock_guard lock(mutex_);
-                auto events = home_.Update(req.matches[1].str(), req.body, now_ms_());
+                auto events = home_.Update(req.matches[1].str(), *value, now_ms_());
                 if (!events) {
                   const bool missing = events.error().code == "not_found";
                   return JsonError(res, missing ? 404 : 400, events.error().message);
@@ -251,19 +308,15 @@ void SimServer::Routes() {
                 res.status = 202;  // Accepted, no body
               });
 
-  server_.Post(R"(/rest/items/([^/]+))",
+  server_.Post(R"(/rest/items/([a-zA-Z_0-9]+))",
                [this](const httplib::Request& req, httplib::Response& res) {
                  if (!Authorize(req, res, Role::kUser)) return;
-                 std::string command = req.body;
-                 if (req.get_header_value("Content-Type").starts_with("application/json")) {
-                   // postItemCommandJson: {"value":"ON","source":".."}
-                   auto body = ParseUntrustedJson(req.body);
-                   if (!body || !body->is_object() || !body->value("value", Json()).is_string()) {
-                     res.status = 400;
-                     return;
-                   }
-                   command = (*body)["value"].get<std::string>();
+                 const auto value = ValueOf(req, options_.version);  // JSON from 5.0
+                 if (!value) {
+                   res.status = 400;
+                   return;
                  }
+                 const std::string& command = *value;
                  std::lock_guard lock(mutex_);
                  auto events = home_.Command(req.matches[1].str(), command, now_ms_());
                  if (!events) {
@@ -322,6 +375,10 @@ void SimServer::Routes() {
       res.status = 400;  // SseResource.listen: a bare 400
       return;
     }
+    if (streams_.stats().open >= kMaxStreams) {
+      // Each stream holds a server thread; keep some for everything else.
+      return JsonError(res, 503, "too many open event streams");
+    }
     auto stream = streams_.Open(std::move(filter).value());
     res.set_header("X-Accel-Buffering", "no");
     res.set_header("Content-Encoding", "identity");
@@ -350,8 +407,9 @@ void SimServer::Routes() {
     Reply(res, {{"stalled", stalled}});
   });
   server_.Post("/sim/restart", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::int64_t downtime =
-        req.has_param("downtime_ms") ? std::atoll(req.get_param_value("downtime_ms").c_str()) : 0;
+    const std::int64_t downtime = std::clamp<std::int64_t>(
+        req.has_param("downtime_ms") ? std::atoll(req.get_param_value("downtime_ms").c_str()) : 0,
+        0, 3'600'000);
     {
       std::lock_guard lock(mutex_);
       if (!options_.home_path.empty()) {
@@ -412,7 +470,8 @@ void SimServer::Routes() {
   });
   server_.Post("/sim/delay", [this](const httplib::Request& req, httplib::Response& res) {
     std::lock_guard lock(mutex_);
-    delay_ms_ = req.has_param("ms") ? std::atoll(req.get_param_value("ms").c_str()) : 0;
+    delay_ms_ = std::clamp<std::int64_t>(
+        req.has_param("ms") ? std::atoll(req.get_param_value("ms").c_str()) : 0, 0, 600'000);
     delay_path_ = req.has_param("path") ? req.get_param_value("path") : "/rest";
     Reply(res, {{"delay_ms", delay_ms_}, {"path", delay_path_}});
   });
@@ -447,7 +506,9 @@ void SimServer::Routes() {
         if (item.type.starts_with("Number")) numbers.push_back(item.name);
       }
     }
-    if (numbers.empty() || count <= 0) return JsonError(res, 400, "no Number items, or count <= 0");
+    if (numbers.empty() || count <= 0 || count > 10'000'000) {
+      return JsonError(res, 400, "needs Number items and 0 < count <= 10000000");
+    }
     const auto start = std::chrono::steady_clock::now();
     std::uint64_t events = 0;
     for (long i = 0; i < count; ++i) {
