@@ -4,7 +4,9 @@
 # a display that listens to the cloud; IoT Hub allows one connection per device) and shows the
 # hub at work: telemetry arriving, a cloud-to-device message, a desired-property change pushed
 # to the device, then the hub's counters. DEMO_SECONDS (default 20) sets how long the
-# thermostat reports; Ctrl-C ends it early.
+# thermostat reports; Ctrl-C ends it early. Then openhab-sim serves the demo home, replaying the
+# real sensor log of shared/data at 3600x, and `iothub-connector inspect` shows what the
+# connector's openHAB client sees for half as long, including a command to all lights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -116,4 +118,43 @@ api GET /emulator/stats | node -e '
       console.log(`  ${id}: ${d.d2cMessages} sent, ${d.c2dDelivered} cloud messages and ${d.desiredPushes} desired changes received`);
     }
   });'
-say "Demo finished: $seconds readings sent and stored."
+
+say "Starting openhab-sim: the demo home, replaying a real sensor log at 3600x (an hour a second)"
+build/bin/openhab-sim --port 0 --home data/demo-home.json --trace data/ordonez-a.trace.jsonl \
+  --speed 3600 --loop > "$state/sim.json" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$state/sim.json" ] && break; sleep 0.1; done
+cat "$state/sim.json"
+oh="http://127.0.0.1:$(json port < "$state/sim.json")"
+
+say "What the connector sees (iothub-connector inspect): items, then changes for $((seconds / 2)) s"
+# Sensor events as they come; the meters (hundreds of reports a second at this speed) summed up.
+timeout -s TERM $((seconds / 2)) build/bin/iothub-connector inspect --openhab "$oh" 2>/dev/null | node -e '
+  let items = 0, shown = 0, meters = 0, last = {};
+  const meter = /(Temperature|Humidity|Power|Energy)s?$/;
+  setInterval(() => {
+    if (!meters) return;
+    const show = ["House_Power", "House_Energy", "Living_Temperature", "Outdoor_Temperature"]
+      .filter((n) => last[n]).map((n) => `${n}=${last[n]}`).join("  ");
+    console.log(`  [meters] ${meters} readings, latest: ${show}`);
+    meters = 0;
+  }, 2000).unref();
+  require("readline").createInterface({ input: process.stdin }).on("line", (line) => {
+    const e = JSON.parse(line);
+    if (!e.event) {
+      items++;
+      if (e.type !== "Group" && ++shown <= 5) console.log(`  [item] ${e.name} (${e.type}) = ${e.state}`);
+      return;
+    }
+    if (e.event === "synced" || e.event === "connection") return;
+    if (e.event === "changed" && meter.test(e.name)) { meters++; last[e.name] = e.state; return; }
+    if (e.event === "changed") console.log(`  [changed] ${e.name}: ${e.oldState} -> ${e.state}`);
+    else if (e.event === "command") console.log(`  [command] ${e.name} ${e.command}`);
+  }).on("close", () => console.log(`  (${items} items listed)`));' &
+inspect=$!
+sleep $((seconds / 4))
+say "A user switches all lights on (POST /rest/items/gLights, text/plain ON)"
+curl -sS -X POST -H 'Content-Type: text/plain' -d ON "$oh/rest/items/gLights"
+wait "$inspect" || true
+
+say "Demo finished: $seconds readings sent and stored; the simulated home streamed its changes."
