@@ -688,7 +688,7 @@ std::string Home::GroupState(const SimItem& group) const {
   }
   if (fn == "EQUALITY") {
     if (members.empty()) return "UNDEF";
-    const std::string first = AsType(*members.front(), group.group_type);
+    std::string first = AsType(*members.front(), group.group_type);
     for (const SimItem* m : members) {
       if (AsType(*m, group.group_type) != first) return "UNDEF";
     }
