@@ -6,31 +6,23 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/openhab_sim_fixture.h"
+#include "support/run_command.h"
 
 namespace {
 
-struct Output {
-  int status = -1;
-  std::string out;  // stdout and stderr
-};
+using Output = iothub::testing::CommandOutput;
 
+// Runs iothub-connector with `args` (after `prefix`, e.g. `timeout 3 `); stderr included.
 Output Connector(const std::string& args, const std::string& prefix = "") {
-  const std::string command =
-      prefix + std::string(IOTHUB_BIN_DIR) + "/iothub-connector " + args + " 2>&1";
-  Output run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) run.out += buffer.data();
-  const int status = ::pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return iothub::testing::RunCommand(prefix + std::string(IOTHUB_BIN_DIR) + "/iothub-connector " +
+                                     args + " 2>&1");
 }
 
 TEST(ConnectorCli, SasTokenMatchesTheReferenceVector) {
@@ -104,6 +96,17 @@ TEST(ConnectorCli, InspectOncePrintsEveryItemTypedAndThingsForAnAdmin) {
   EXPECT_EQ((*temp)["readOnly"], true);
   EXPECT_EQ((*temp)["azureiothub"]["value"], "telemetry");
   EXPECT_NE(run.out.find("openHAB 4.3.0"), std::string::npos) << run.out;
+  for (const auto& [name, kind] :
+       std::map<std::string, std::string>{{"House_Energy", "quantity"},
+                                          {"Living_Color", "hsb"},
+                                          {"Home_Location", "point"},
+                                          {"Entrance_Doorbell", "datetime"},
+                                          {"Living_Player", "playpause"}}) {
+    const auto it = std::find_if(items.begin(), items.end(),
+                                 [&](const auto& item) { return item["name"] == name; });
+    ASSERT_NE(it, items.end()) << name;
+    EXPECT_EQ((*it)["value"]["kind"], kind) << name;
+  }
 
   const Output admin = Connector(
       "inspect --once --things --auth header --token oh.admin.t0k3n "

@@ -20,6 +20,7 @@
 #include "openhab/item_mirror.h"
 #include "openhab/rest_client.h"
 #include "support/openhab_sim_fixture.h"
+#include "support/run_command.h"
 
 namespace iothub::openhab {
 namespace {
@@ -499,14 +500,9 @@ TEST(OpenHabSimTest, TraceAndSeriesReplayReachTheMirrorInOrder) {
 
 TEST(OpenHabSimTest, BadStartsAreExplained) {
   const auto run = [](const std::string& args) {
-    const std::string command =
-        std::string(IOTHUB_BIN_DIR) + "/openhab-sim --port 0 " + args + " 2>&1 </dev/null";
-    FILE* pipe = ::popen(command.c_str(), "r");
-    std::string out;
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, pipe)) out += buf;
-    const int status = ::pclose(pipe);
-    return std::to_string(WEXITSTATUS(status)) + " " + out;
+    const auto output = iothub::testing::RunCommand(
+        std::string(IOTHUB_BIN_DIR) + "/openhab-sim --port 0 " + args + " 2>&1 </dev/null");
+    return std::to_string(output.status) + " " + output.out;
   };
   const std::string home = SimProcess::DemoHome();
   EXPECT_EQ(run("--home /nonexistent.json").substr(0, 2), "2 ");
@@ -522,29 +518,6 @@ TEST(OpenHabSimTest, BadStartsAreExplained) {
   EXPECT_NE(out.find("items not in the home"), std::string::npos) << out;
   EXPECT_NE(out.find("Nope"), std::string::npos) << out;
   std::remove(bad_trace.c_str());
-}
-
-TEST(OpenHabSimTest, InspectPrintsEveryItemOfTheSim) {
-  auto sim = StartSim();
-  ASSERT_TRUE(sim);
-  const std::string command =
-      std::string(IOTHUB_BIN_DIR) +
-      "/iothub-connector inspect --once --openhab http://127.0.0.1:" + std::to_string(sim->port()) +
-      " 2>/dev/null";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::map<std::string, Json> items;
-  char line[8192];
-  while (std::fgets(line, sizeof line, pipe)) {
-    const Json json = Json::parse(line, nullptr, false);
-    ASSERT_FALSE(json.is_discarded()) << line;
-    items[json.value("name", "")] = json;
-  }
-  EXPECT_EQ(::pclose(pipe), 0);
-  EXPECT_EQ(items.size(), sim->ready()["items"].get<std::size_t>());
-  EXPECT_EQ(items["House_Energy"]["value"]["unit"], "kWh");
-  EXPECT_EQ(items["Living_Color"]["value"]["kind"], "hsb");
-  EXPECT_EQ(items["Home_Location"]["value"]["kind"], "point");
 }
 
 }  // namespace

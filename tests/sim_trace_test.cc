@@ -27,6 +27,7 @@
 #include "openhab_sim/trace/series.h"
 #include "openhab_sim/trace/trace.h"
 #include "openhab_sim/trace/trace_check.h"
+#include "support/run_command.h"
 
 namespace iothub::sim {
 
@@ -771,23 +772,12 @@ TEST(Replayer, StopFromTheSinkEndsTheReplay) {
 
 // The openhab-trace program.
 
-struct Output {
-  int status = -1;
-  std::string out;  // stdout and stderr
-};
+using Output = iothub::testing::CommandOutput;
 
 // Runs openhab-trace; `out` has stdout, and stderr too unless `with_stderr` is false.
 Output Program(const std::string& args, bool with_stderr = true) {
-  const std::string command = std::string(IOTHUB_BIN_DIR) + "/openhab-trace " + args +
-                              (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Output run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) run.out += buffer.data();
-  const int status = ::pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return iothub::testing::RunCommand(std::string(IOTHUB_BIN_DIR) + "/openhab-trace " + args +
+                                     (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 class TraceProgram : public ::testing::Test {

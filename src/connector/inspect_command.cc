@@ -1,8 +1,6 @@
 // `iothub-connector inspect`: shows openHAB's items the way the connector understands them,
 // one JSON object per line, optionally its things and links, then follows the event stream
 // (issue 4). A window for users checking their setup, and for tests.
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <functional>
@@ -14,6 +12,7 @@
 #include "common/http_client.h"
 #include "common/http_stream.h"
 #include "common/random.h"
+#include "common/signals.h"
 #include "connector/commands.h"
 #include "openhab/item_mirror.h"
 #include "openhab/rest_client.h"
@@ -205,13 +204,7 @@ int RunInspect(const InspectOptions& options) {
     return 2;
   }
   http_config->ca_file = options.ca_file;
-  // Ctrl-C and SIGTERM arrive as a readable descriptor on the loop, not in a handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  const int signal_fd = BlockTerminationSignals();
   PollLoop loop;
   if (signal_fd >= 0) loop.Watch(signal_fd, true, false, [&loop](bool, bool) { loop.Stop(); });
   auto http = HttplibClient::Create(loop, *http_config);

@@ -6,29 +6,13 @@
 
 #include "common/json_depth.h"
 #include "openhab/event.h"
+#include "openhab/json_fields.h"
 
 namespace iothub::openhab {
 namespace {
 
-// Reads an optional string member; a member of another type is an error.
-bool ReadString(const Json& object, const char* key, std::string& out) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return true;
-  if (!it->is_string()) return false;
-  out = it->get<std::string>();
-  return true;
-}
-
-bool ReadStrings(const Json& object, const char* key, std::vector<std::string>& out) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return true;
-  if (!it->is_array()) return false;
-  for (const auto& v : *it) {
-    if (!v.is_string()) return false;
-    out.push_back(v.get<std::string>());
-  }
-  return true;
-}
+using detail::ReadString;
+using detail::ReadStrings;
 
 std::int64_t ReadEpoch(const Json& object, const char* key) {
   const auto it = object.find(key);
@@ -107,21 +91,9 @@ Result<Item> ParseItem(const Json& object) {
 }
 
 Result<ItemList> ParseItems(std::string_view body) {
-  auto doc = ParseUntrustedJson(body);
-  if (!doc || !doc->is_array()) {
-    return MakeError("bad_response", "the item list is not a JSON array");
-  }
-  ItemList list;
-  list.items.reserve(doc->size());
-  for (const auto& entry : *doc) {
-    auto item = ParseItem(entry);
-    if (item) {
-      list.items.push_back(std::move(item).value());
-    } else {
-      list.skipped.push_back(item.error());
-    }
-  }
-  return list;
+  auto parsed = detail::ParseEach<Item>(body, "item list", ParseItem);
+  if (!parsed) return parsed.error();
+  return ItemList{std::move(parsed->first), std::move(parsed->second)};
 }
 
 Result<ServerInfo> ParseServerInfo(std::string_view body) {

@@ -7,35 +7,14 @@
 
 #include "common/json_depth.h"
 #include "openhab/event.h"
+#include "openhab/json_fields.h"
 
 namespace iothub::openhab {
 namespace {
 
-// Reads an optional string member; a member of another type is an error.
-bool ReadString(const Json& object, const char* key, std::string& out) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return true;
-  if (!it->is_string()) return false;
-  out = it->get<std::string>();
-  return true;
-}
-
-// Reads an optional object member as it is; a member of another type is an error.
-bool ReadObject(const Json& object, const char* key, Json& out) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return true;
-  if (!it->is_object()) return false;
-  out = *it;
-  return true;
-}
-
-bool ReadBool(const Json& object, const char* key, bool& out) {
-  const auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return true;
-  if (!it->is_boolean()) return false;
-  out = it->get<bool>();
-  return true;
-}
+using detail::ReadBool;
+using detail::ReadObject;
+using detail::ReadString;
 
 // openhab-core's AbstractUID segments: Java's \w (ASCII) and '-'.
 bool IsSegment(std::string_view s) {
@@ -159,21 +138,9 @@ Result<Thing> ParseThing(const Json& object) {
 }
 
 Result<ThingList> ParseThings(std::string_view body) {
-  const auto doc = ParseUntrustedJson(body);
-  if (!doc || !doc->is_array()) {
-    return MakeError("bad_response", "the thing list is not a JSON array");
-  }
-  ThingList list;
-  list.things.reserve(doc->size());
-  for (const auto& entry : *doc) {
-    auto thing = ParseThing(entry);
-    if (thing) {
-      list.things.push_back(std::move(thing).value());
-    } else {
-      list.skipped.push_back(thing.error());
-    }
-  }
-  return list;
+  auto parsed = detail::ParseEach<Thing>(body, "thing list", ParseThing);
+  if (!parsed) return parsed.error();
+  return ThingList{std::move(parsed->first), std::move(parsed->second)};
 }
 
 Result<Link> ParseLink(const Json& object) {
@@ -196,21 +163,9 @@ Result<Link> ParseLink(const Json& object) {
 }
 
 Result<LinkList> ParseLinks(std::string_view body) {
-  const auto doc = ParseUntrustedJson(body);
-  if (!doc || !doc->is_array()) {
-    return MakeError("bad_response", "the link list is not a JSON array");
-  }
-  LinkList list;
-  list.links.reserve(doc->size());
-  for (const auto& entry : *doc) {
-    auto link = ParseLink(entry);
-    if (link) {
-      list.links.push_back(std::move(link).value());
-    } else {
-      list.skipped.push_back(link.error());
-    }
-  }
-  return list;
+  auto parsed = detail::ParseEach<Link>(body, "link list", ParseLink);
+  if (!parsed) return parsed.error();
+  return LinkList{std::move(parsed->first), std::move(parsed->second)};
 }
 
 }  // namespace iothub::openhab

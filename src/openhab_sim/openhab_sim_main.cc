@@ -1,8 +1,6 @@
 // openhab-sim: a stand-in for openHAB's REST API and event stream, for tests, benchmarks and
 // the demo. Loads a home, serves it, replays a trace and the home's numeric series, and
 // prints one line of JSON once listening. See docs/openhab-sim.md.
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +13,7 @@
 
 #include "common/clock.h"
 #include "common/event_loop.h"
+#include "common/signals.h"
 #include "openhab_sim/home.h"
 #include "openhab_sim/sim_server.h"
 #include "openhab_sim/trace/replayer.h"
@@ -118,14 +117,7 @@ int main(int argc, char** argv) {
   if (series_count > 0) schedule_options.until = std::numeric_limits<double>::infinity();
   Schedule schedule(std::move(trace), std::move(series).value(), schedule_options);
 
-  // Signals arrive on a descriptor of the loop; blocked before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  signal(SIGPIPE, SIG_IGN);
+  const int signal_fd = BlockTerminationSignals();  // before any thread starts
 
   SystemClock clock;
   SimOptions options;

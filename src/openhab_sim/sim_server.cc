@@ -135,6 +135,22 @@ Status SimServer::Update(const std::string& item, const std::string& state) {
   return Ok{};
 }
 
+ItemView SimServer::View(const httplib::Request& req, bool recursive_by_default) {
+  ItemView view;
+  view.base_url = BaseUrl(req);
+  std::set<std::string> namespaces;
+  {
+    std::lock_guard lock(mutex_);
+    namespaces = home_.Namespaces();
+  }
+  // Outside the lock: a hostile pattern slows this request only.
+  view.namespaces = SelectNamespaces(
+      req.has_param("metadata") ? req.get_param_value("metadata") : ".*", namespaces);
+  view.recursive = BoolParam(req, "recursive", recursive_by_default);
+  if (req.has_param("fields")) view.fields = Csv(req.get_param_value("fields"));
+  return view;
+}
+
 std::string SimServer::BaseUrl(const httplib::Request& req) const {
   const std::string host = req.get_header_value("Host");
   return "http://" + (host.empty() ? options_.bind_host : host);
@@ -232,17 +248,7 @@ void SimServer::Routes() {
 
   server_.Get("/rest/items", [this](const httplib::Request& req, httplib::Response& res) {
     if (!Authorize(req, res, Role::kUser)) return;
-    ItemView view;
-    view.base_url = BaseUrl(req);
-    std::set<std::string> namespaces;
-    {
-      std::lock_guard lock(mutex_);
-      namespaces = home_.Namespaces();
-    }
-    view.namespaces = SelectNamespaces(
-        req.has_param("metadata") ? req.get_param_value("metadata") : ".*", namespaces);
-    view.recursive = BoolParam(req, "recursive", false);
-    if (req.has_param("fields")) view.fields = Csv(req.get_param_value("fields"));
+    const ItemView view = View(req, /*recursive_by_default=*/false);
     const std::vector<std::string> types =
         req.has_param("type") ? Csv(req.get_param_value("type")) : std::vector<std::string>{};
     const std::vector<std::string> tags =
@@ -266,16 +272,7 @@ void SimServer::Routes() {
   server_.Get(R"(/rest/items/([a-zA-Z_0-9]+))",
               [this](const httplib::Request& req, httplib::Response& res) {
                 if (!Authorize(req, res, Role::kUser)) return;
-                ItemView view;
-                view.base_url = BaseUrl(req);
-                std::set<std::string> namespaces;
-                {
-                  std::lock_guard lock(mutex_);
-                  namespaces = home_.Namespaces();
-                }
-                view.namespaces = SelectNamespaces(
-                    req.has_param("metadata") ? req.get_param_value("metadata") : ".*", namespaces);
-                view.recursive = BoolParam(req, "recursive", true);
+                const ItemView view = View(req, /*recursive_by_default=*/true);
                 std::lock_guard lock(mutex_);
                 const SimItem* item = home_.Find(req.matches[1].str());
                 if (!item)

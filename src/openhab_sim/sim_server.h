@@ -65,6 +65,8 @@ class SimServer {
   bool Authorize(const httplib::Request& req, httplib::Response& res, Role needed) const;
   void Publish(const std::vector<SimEvent>& events);
   std::string BaseUrl(const httplib::Request& req) const;
+  // The shape GET /rest/items[/{name}] asks for (metadata, recursive, fields).
+  ItemView View(const httplib::Request& req, bool recursive_by_default);
   bool Unavailable(httplib::Response& res);  // during a simulated restart
 
   SimOptions options_;
