@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/clock.h"
 #include "common/json_depth.h"
 #include "openhab/event.h"
 #include "openhab/state.h"
@@ -56,15 +57,6 @@ std::string CodecType(const SimItem& item) {
 }
 
 std::string BaseType(const SimItem& item) { return item.is_group() ? item.group_type : item.type; }
-
-// ISO_ZONED_DATE_TIME in UTC, as openHAB 5 writes lastStateUpdate in event payloads.
-std::string IsoUtc(std::int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900,
-                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, ms % 1000);
-}
 
 std::string TypeNameOf(const SimItem& item, const std::string& text) {
   return std::string(oh::TypeName(oh::ParseStateTolerant(CodecType(item), text).kind));
@@ -590,7 +582,7 @@ void Home::Apply(SimItem& item, const std::string& state, std::int64_t now_ms,
   if (version_.state_updated_events()) {
     OrderedJson payload = {{"type", type}, {"value", state}};
     if (version_.last_state_fields() && previous_update != 0) {
-      payload["lastStateUpdate"] = IsoUtc(previous_update);
+      payload["lastStateUpdate"] = FormatIsoTimeMs(previous_update);
     }
     events.push_back({fmt::format("openhab/items/{}/stateupdated", item.name),
                       "ItemStateUpdatedEvent", Text(payload)});
@@ -602,8 +594,8 @@ void Home::Apply(SimItem& item, const std::string& state, std::int64_t now_ms,
     payload["oldType"] = TypeNameOf(item, old);
     payload["oldValue"] = old;
     if (version_.last_state_fields()) {
-      if (previous_update != 0) payload["lastStateUpdate"] = IsoUtc(previous_update);
-      if (previous_change != 0) payload["lastStateChange"] = IsoUtc(previous_change);
+      if (previous_update != 0) payload["lastStateUpdate"] = FormatIsoTimeMs(previous_update);
+      if (previous_change != 0) payload["lastStateChange"] = FormatIsoTimeMs(previous_change);
     }
     events.push_back({fmt::format("openhab/items/{}/statechanged", item.name),
                       "ItemStateChangedEvent", Text(payload)});
@@ -731,7 +723,7 @@ void Home::RecalculateGroups(const SimItem& member, std::int64_t now_ms,
     if (version_.state_updated_events()) {
       OrderedJson payload = {{"type", TypeNameOf(*group, state)}, {"value", state}};
       if (version_.last_state_fields() && previous_update != 0) {
-        payload["lastStateUpdate"] = IsoUtc(previous_update);
+        payload["lastStateUpdate"] = FormatIsoTimeMs(previous_update);
       }
       events.push_back({fmt::format("openhab/items/{}/{}/stateupdated", group->name, member.name),
                         "GroupStateUpdatedEvent", Text(payload)});
@@ -743,8 +735,8 @@ void Home::RecalculateGroups(const SimItem& member, std::int64_t now_ms,
       payload["oldType"] = TypeNameOf(*group, old);
       payload["oldValue"] = old;
       if (version_.last_state_fields()) {
-        if (previous_update != 0) payload["lastStateUpdate"] = IsoUtc(previous_update);
-        if (previous_change != 0) payload["lastStateChange"] = IsoUtc(previous_change);
+        if (previous_update != 0) payload["lastStateUpdate"] = FormatIsoTimeMs(previous_update);
+        if (previous_change != 0) payload["lastStateChange"] = FormatIsoTimeMs(previous_change);
       }
       events.push_back({fmt::format("openhab/items/{}/{}/statechanged", group->name, member.name),
                         "GroupItemStateChangedEvent", Text(payload)});
