@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/atomic_file.h"
 #include "emulator/plugin_options.h"
 
 namespace iothub::emulator {

@@ -25,6 +25,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/atomic_file.h"
 #include "common/openssl_ptr.h"
 
 namespace iothub::emulator {
@@ -139,51 +140,6 @@ Result<UniqueFd> LockDirectory(const fs::path& dir) {
     }
   }
   return fd;
-}
-
-bool WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return false;
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-// Writes a temp file next to `path`, fsyncs it, renames it over `path` and fsyncs the
-// directory: a reader, or the next start after a crash, sees the old file or the whole new one,
-// never a torn PEM.
-Status WriteFileAtomically(const fs::path& path, std::string_view bytes, mode_t mode) {
-  std::string temp = (path.parent_path() / ("." + path.filename().string() + ".XXXXXX")).string();
-  UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (fd.get() < 0) {
-    return IoError("cannot write", path, errno);
-  }
-  const auto fail = [&](int err) {
-    ::unlink(temp.c_str());
-    return IoError("cannot write", path, err);
-  };
-  // fchmod, not the umask: the key files must be 0600 and the certificates world-readable
-  // whatever the caller's umask is.
-  if (::fchmod(fd.get(), mode) != 0 || !WriteAll(fd.get(), bytes) || ::fsync(fd.get()) != 0) {
-    return fail(errno);
-  }
-  if (::close(fd.release()) != 0) {
-    return fail(errno);
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    return fail(errno);
-  }
-  UniqueFd dir(::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() < 0 || ::fsync(dir.get()) != 0) {
-    return IoError("cannot sync the directory of", path, errno);
-  }
-  return Ok{};
 }
 
 // Returns null when the file is missing or holds no parsable certificate.

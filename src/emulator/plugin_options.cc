@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
+
 namespace iothub::emulator {
 namespace {
 
@@ -28,29 +30,6 @@ Result<long long> ParseInt(const std::map<std::string, std::string>& raw, const 
 }
 
 }  // namespace
-
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode) {
-  const std::string temp = path + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return MakeError("Io", "cannot write " + temp + ": " + std::strerror(errno));
-  std::size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n <= 0) {
-      ::close(fd);
-      return MakeError("Io", "cannot write " + temp + ": " + std::strerror(errno));
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  // fsync before rename: otherwise a power cut can leave the new name pointing at no data.
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return MakeError("Io", "cannot sync " + temp + ": " + std::strerror(errno));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    return MakeError("Io", "cannot rename " + temp + " to " + path + ": " + std::strerror(errno));
-  }
-  return Ok{};
-}
 
 Result<std::vector<SharedAccessPolicy>> LoadOrCreatePolicies(const std::string& state_dir) {
   const std::string path = state_dir + "/policies.json";

@@ -42,6 +42,5 @@ Result<std::vector<SharedAccessPolicy>> LoadOrCreatePolicies(const std::string& 
 
 // Writes `content` to `path` atomically: temp file, fsync, rename, so a crash leaves either
 // the old or the new file, never half of one.
-Status WriteFileAtomically(const std::string& path, const std::string& content, unsigned mode);
 
 }  // namespace iothub::emulator

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/json_depth.h"
 #include "openhab_sim/trace/home_item.h"
 #include "openhab_sim/trace/ordonez.h"
@@ -40,32 +41,7 @@ Status WriteOutput(const std::string& path, const std::string& content) {
     if (!std::cout) return MakeError("io", "cannot write to stdout");
     return Ok{};
   }
-  const std::string temp = path + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return MakeError("io", fmt::format("cannot write {}: {}", temp, std::strerror(errno)));
-  std::size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return MakeError("io", fmt::format("cannot write {}: {}", temp, std::strerror(error)));
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  // fsync before rename: otherwise a power cut can leave the new name pointing at no data.
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(temp.c_str());
-    return MakeError("io", fmt::format("cannot sync {}: {}", temp, std::strerror(errno)));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    return MakeError("io",
-                     fmt::format("cannot rename {} to {}: {}", temp, path, std::strerror(errno)));
-  }
-  return Ok{};
+  return WriteFileAtomically(path, content, 0644);
 }
 
 Result<nlohmann::json> ReadJsonFile(const std::string& path) {
