@@ -57,7 +57,7 @@ class ItemMirrorTest : public ::testing::Test {
  protected:
   ItemMirrorTest()
       : random_({0.0}),
-        rest_(loop_, http_, {"oh.t.x", false}),
+        rest_(loop_, http_, {.token = "oh.t.x"}),
         mirror_(loop_, streamer_, rest_, random_, MirrorConfig{}, recorder_) {}
 
   // Opens the current stream and answers its resync with `items`.

@@ -26,12 +26,12 @@ class RestClientTest : public ::testing::Test {
 };
 
 TEST_F(RestClientTest, RequestsCarryTheTokenAsBearerOrBasic) {
-  RestClient bearer(loop_, http_, {"oh.connector.abc", false});
+  RestClient bearer(loop_, http_, {.token = "oh.connector.abc"});
   bearer.GetServerInfo([](const Result<ServerInfo>&) {});
   EXPECT_EQ(http_.last().method, "GET");
   EXPECT_EQ(http_.last().path, "/rest/");
   EXPECT_EQ(HeaderOf(http_.last(), "Authorization"), "Bearer oh.connector.abc");
-  RestClient basic(loop_, http_, {"oh.connector.abc", true});
+  RestClient basic(loop_, http_, {.token = "oh.connector.abc", .auth = AuthMode::kBasic});
   basic.GetItems([](const Result<ItemList>&) {});
   EXPECT_EQ(http_.last().path, "/rest/items?metadata=azureiothub");
   EXPECT_EQ(HeaderOf(http_.last(), "Authorization"), "Basic b2guY29ubmVjdG9yLmFiYzo=");
@@ -54,10 +54,6 @@ TEST_F(RestClientTest, EachAuthModeSendsExactlyOneHeader) {
       {{.token = "oh.connector.abc", .auth = AuthMode::kHeader},
        "X-OPENHAB-TOKEN",
        "oh.connector.abc"},
-      // The older flag wins over `auth`.
-      {{.token = "oh.connector.abc", .basic_auth = true, .auth = AuthMode::kHeader},
-       "Authorization",
-       "Basic b2guY29ubmVjdG9yLmFiYzo="},
   };
   for (const auto& c : cases) {
     RestClient client(loop_, http_, c.config);
@@ -77,21 +73,11 @@ TEST_F(RestClientTest, EachAuthModeSendsExactlyOneHeader) {
     EXPECT_FALSE(HeaderOf(http_.last(), "Authorization").has_value());
     EXPECT_FALSE(HeaderOf(http_.last(), "X-OPENHAB-TOKEN").has_value());
     EXPECT_EQ(anonymous.AuthHeader(), (std::pair<std::string, std::string>{}));
-    EXPECT_EQ(anonymous.AuthorizationHeader(), "");
   }
 }
 
-TEST_F(RestClientTest, AuthorizationHeaderKeepsItsMeaningForExistingCallers) {
-  EXPECT_EQ(RestClient(loop_, http_, {"oh.a.b", false}).AuthorizationHeader(), "Bearer oh.a.b");
-  EXPECT_EQ(RestClient(loop_, http_, {"oh.a.b", true}).AuthorizationHeader(), "Basic b2guYS5iOg==");
-  // The token does not travel in Authorization in header mode: callers need AuthHeader().
-  EXPECT_EQ(RestClient(loop_, http_, {.token = "oh.a.b", .auth = AuthMode::kHeader})
-                .AuthorizationHeader(),
-            "");
-}
-
 TEST_F(RestClientTest, ThingsAndLinksAreFetchedAndParsed) {
-  RestClient client(loop_, http_, {"oh.admin.xyz", false});
+  RestClient client(loop_, http_, {.token = "oh.admin.xyz"});
   std::optional<Result<ThingList>> things;
   std::optional<Result<LinkList>> links;
   client.GetThings([&](Result<ThingList> r) { things = std::move(r); });
@@ -177,7 +163,7 @@ TEST_F(RestClientTest, ThingErrorsOtherThanAuthAreMappedLikeTheRest) {
 
 TEST_F(RestClientTest, EchoedTokensAreRedactedEverywhere) {
   const std::string token = "oh.connector.e";  // short and made of common letters
-  RestClient client(loop_, http_, {token, false});
+  RestClient client(loop_, http_, {.token = token});
   std::optional<Status> command;
   std::optional<Result<ItemList>> items;
   client.SendCommand("Lamp", "ON", [&](const Status& s) { command = s; });
@@ -230,7 +216,7 @@ TEST_F(RestClientTest, CommandsAndStateUpdatesAreTextPlain) {
 }
 
 TEST_F(RestClientTest, OpenHabErrorAnswersBecomeMeaningfulCodes) {
-  RestClient client(loop_, http_, {"oh.secret.token", false});
+  RestClient client(loop_, http_, {.token = "oh.secret.token"});
   struct Case {
     int status;
     std::string body;

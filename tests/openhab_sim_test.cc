@@ -212,13 +212,13 @@ TEST(OpenHabSimTest, AuthModesAndRoles) {
   EXPECT_NE(refused.error().message.find("Invalid credentials"), std::string::npos);
   EXPECT_EQ(refused.error().message.find("oh.admin.wrong"), std::string::npos);
   for (const AuthMode mode : {AuthMode::kBearer, AuthMode::kBasic, AuthMode::kHeader}) {
-    Client user(sim->port(), {"oh.user.t0k3n", false, mode});
+    Client user(sim->port(), {.token = "oh.user.t0k3n", .auth = mode});
     EXPECT_TRUE(user.Items().ok());
     EXPECT_TRUE(user.Command("Kitchen_Light", "ON").ok());
     const auto things =
         user.Wait<ThingList>([&](auto done) { user.rest.GetThings(std::move(done)); });
     EXPECT_EQ(things.error().code, "forbidden");  // things need the ADMIN role
-    Client admin(sim->port(), {"oh.admin.t0k3n", false, mode});
+    Client admin(sim->port(), {.token = "oh.admin.t0k3n", .auth = mode});
     const auto all =
         admin.Wait<ThingList>([&](auto done) { admin.rest.GetThings(std::move(done)); });
     ASSERT_TRUE(all.ok()) << all.error().message;
@@ -230,7 +230,7 @@ TEST(OpenHabSimTest, AuthModesAndRoles) {
     EXPECT_EQ(links->links.size(), 5U);
   }
   // The event stream checks the same credentials, in every mode.
-  Client header(sim->port(), {"oh.user.t0k3n", false, AuthMode::kHeader});
+  Client header(sim->port(), {.token = "oh.user.t0k3n", .auth = AuthMode::kHeader});
   Mirror mirror(header);
   EXPECT_TRUE(mirror.mirror.synced());
 }

@@ -65,7 +65,7 @@ RestClient::RestClient(EventLoop& loop, HttpClient& http, RestClientConfig confi
 
 std::pair<std::string, std::string> RestClient::AuthHeader() const {
   if (config_.token.empty()) return {};
-  switch (config_.mode()) {
+  switch (config_.auth) {
     case AuthMode::kBearer:
       return {"Authorization", "Bearer " + config_.token};
     case AuthMode::kBasic:
@@ -74,11 +74,6 @@ std::pair<std::string, std::string> RestClient::AuthHeader() const {
       return {std::string(kTokenHeader), config_.token};
   }
   return {};
-}
-
-std::string RestClient::AuthorizationHeader() const {
-  auto [name, value] = AuthHeader();
-  return name == "Authorization" ? std::move(value) : std::string();
 }
 
 HttpRequest RestClient::Request(std::string method, std::string path, std::string body) const {

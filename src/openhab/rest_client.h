@@ -26,13 +26,7 @@ enum class AuthMode {
 
 struct RestClientConfig {
   std::string token;  // an API token (oh.<name>.<random>); empty: anonymous (USER role)
-  // The older spelling of `auth = AuthMode::kBasic`, kept so that `{token, true}` initialisers
-  // still compile. When true it wins over `auth`; new code sets `auth` and leaves this false.
-  bool basic_auth = false;
   AuthMode auth = AuthMode::kBearer;
-
-  // The mode in effect: kBasic when basic_auth is set, else `auth`.
-  AuthMode mode() const { return basic_auth ? AuthMode::kBasic : auth; }
 };
 
 // Error codes: "bad_argument" (checked before sending: item name, empty text), "rejected"
@@ -63,9 +57,6 @@ class RestClient {
   // including the event stream's: {"Authorization", "Bearer <token>"}, {"Authorization",
   // "Basic ..."} or {"X-OPENHAB-TOKEN", "<token>"}; both empty when anonymous.
   std::pair<std::string, std::string> AuthHeader() const;
-  // The Authorization header's value alone; empty when anonymous and in AuthMode::kHeader, so
-  // callers that may meet kHeader must use AuthHeader() instead.
-  std::string AuthorizationHeader() const;
 
  private:
   HttpRequest Request(std::string method, std::string path, std::string body = {}) const;
