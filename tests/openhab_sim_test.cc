@@ -272,16 +272,20 @@ TEST(OpenHabSimTest, EventStreamFiltersAndTheirErrors) {
     std::lock_guard lock(mutex);
     return received.find(text) != std::string::npos;
   };
-  // Publish until the reader's stream is certainly open (it sees its own marker).
-  for (int i = 0; i < 200 && !has("statuschanged"); ++i) {
-    sim->Post("/sim/items/Kitchen_Light/state", i % 2 ? "ON" : "OFF");
-    sim->Post(
-        "/sim/things/mqtt:topic:home:living_climate/status",
-        i % 2 ? R"({"status":"ONLINE","statusDetail":"NONE"})"
-              : R"({"status":"OFFLINE","statusDetail":"COMMUNICATION_ERROR","description":"gone"})",
-        "application/json");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto wait_until = [](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return done();
+  };
+  // Once the sim has registered the reader's stream, one item change and one status change.
+  ASSERT_TRUE(wait_until([&] { return sim->GetJson("/sim/stats").value("streams", 0) == 1; }));
+  sim->Post("/sim/items/Kitchen_Light/state", "ON");
+  sim->Post("/sim/things/mqtt:topic:home:living_climate/status",
+            R"({"status":"OFFLINE","statusDetail":"COMMUNICATION_ERROR","description":"gone"})",
+            "application/json");
+  EXPECT_TRUE(wait_until([&] { return has("statuschanged"); }));
   stop = true;
   sim->Post("/sim/things/mqtt:topic:home:living_climate/status", R"({"status":"UNKNOWN"})",
             "application/json");
