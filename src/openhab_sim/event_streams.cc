@@ -34,18 +34,19 @@ void EventStream::WaitBelow(std::size_t bytes, int timeout_ms) {
 }
 
 void EventStream::Append(const std::string& chunk) {
+  bool overflowed = false;
   {
     std::lock_guard lock(mutex_);
     if (closed_) return;
     if (pending_.size() + chunk.size() > kMaxPendingBytes) {
-      closed_ = true;
+      closed_ = overflowed = true;
       pending_.clear();
     } else {
       pending_ += chunk;
     }
   }
   ready_.notify_all();
-  drained_.notify_all();  // an overflow closes the stream: nobody need wait for it
+  if (overflowed) drained_.notify_all();  // closed: nobody need wait for it to drain
 }
 
 void EventStream::Close() {
