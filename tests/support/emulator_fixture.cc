@@ -1,13 +1,12 @@
 #include "support/emulator_fixture.h"
 
 #include <httplib.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <stdlib.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "azure/connection_string.h"
 #include "azure/sas_token.h"
@@ -102,8 +101,14 @@ HttpReply ServiceClient::Request(const std::string& method, const std::string& p
   if (!body.empty()) req.set_header("Content-Type", "application/json; charset=utf-8");
   httplib::Result res{nullptr, httplib::Error::Unknown};
   // A kept-alive connection may have been closed by the server (idle timeout, restart):
-  // like any HTTP client with a connection pool, retry once on a fresh connection.
-  for (int attempt = 0; attempt < 2 && !res; ++attempt) {
+  // like any HTTP client with a connection pool, retry once on a fresh connection. A refused
+  // connection is retried for up to 10 s: after a broker-down fault the MQTT side can be back
+  // before the plugin's HTTPS listener is.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int attempt = 0; !res; ++attempt) {
+    const bool refused = res.error() == httplib::Error::Connection;
+    if (attempt >= 2 && !(refused && std::chrono::steady_clock::now() < deadline)) break;
+    if (attempt >= 2) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (!client_ || attempt > 0) {
       client_ = std::make_unique<httplib::SSLClient>("127.0.0.1", info_.https_port);
       client_->set_ca_cert_path(info_.ca_file.c_str());
