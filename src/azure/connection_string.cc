@@ -9,6 +9,7 @@
 
 #include "azure/sas_token.h"
 #include "common/crypto.h"
+#include "common/strings.h"
 
 namespace iothub::azure {
 namespace {
@@ -62,13 +63,6 @@ class Fields {
  private:
   std::map<std::string, std::string, std::less<>> values_;
 };
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
-}
 
 Status CheckKey(std::string_view key) {
   if (!Base64Decode(key)) {

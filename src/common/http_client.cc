@@ -13,16 +13,10 @@
 #include <cstdlib>
 
 #include "common/httplib_client.h"
+#include "common/strings.h"
 
 namespace iothub {
 namespace {
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // What went wrong, in words, for an httplib transport error.
 std::string Describe(httplib::Error error, const HttpClientConfig& config) {

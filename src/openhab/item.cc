@@ -11,8 +11,8 @@
 namespace iothub::openhab {
 namespace {
 
-using detail::ReadString;
-using detail::ReadStrings;
+using json::ReadString;
+using json::ReadStrings;
 
 std::int64_t ReadEpoch(const Json& object, const char* key) {
   const auto it = object.find(key);

@@ -12,9 +12,9 @@
 namespace iothub::openhab {
 namespace {
 
-using detail::ReadBool;
-using detail::ReadObject;
-using detail::ReadString;
+using json::ReadBool;
+using json::ReadObject;
+using json::ReadString;
 
 // openhab-core's AbstractUID segments: Java's \w (ASCII) and '-'.
 bool IsSegment(std::string_view s) {
