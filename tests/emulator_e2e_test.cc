@@ -521,8 +521,9 @@ TEST(EmulatorQuota, ExhaustedQuotaClosesDevicesAndResetsAtMidnight) {
                          Json{{"methodName", "m"}, {"responseTimeoutInSeconds", 5}})
                 .status,
             403);
-  EXPECT_EQ(service.Request("PATCH", "/twins/meter", Json{{"tags", {{"x", 1}}}}).status, 200)
-      << "tags are not billable";
+  EXPECT_EQ(service.Request("PATCH", "/twins/meter", Json{{"tags", {{"x", 1}}}}).status, 403)
+      << "tags-only updates are twin updates, billable too";
+  EXPECT_EQ(service.Request("GET", "/twins/meter").status, 403) << "so are twin reads";
   // Move the emulator's clock to just past the next 00:00 UTC.
   auto clock = service.Request("GET", "/emulator/clock");
   const std::int64_t now_ms = clock.body["epochMs"];

@@ -1,8 +1,9 @@
-// Unit tests of the Hub, driven directly: a recording BrokerPort stands in for mosquitto,
-// manual clocks for time, a temporary SQLite file for the registry.
+// Unit tests of the Hub's device protocol, twins, methods, cloud-to-device messages and
+// registry, driven directly through the rig of support/hub_rig.h.
 #include "emulator/hub.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <deque>
@@ -18,214 +19,10 @@
 #include "azure/sas_token.h"
 #include "common/crypto.h"
 #include "common/url.h"
+#include "support/hub_rig.h"
 
 namespace iothub::emulator {
 namespace {
-
-constexpr char kHost[] = "myhub.azure-devices.net";
-constexpr std::int64_t kWallStart = 1'700'000'000'000;  // 2023-11-14T22:13:20Z
-constexpr std::int64_t kMidnight = 1'700'006'400'000;   // the next 00:00 UTC
-constexpr std::int64_t kSteadyStart = 5'000'000;
-constexpr std::int64_t kDaySeconds = 86'400;
-
-const std::string kOwnerKey = Base64Encode(std::string(32, 'o'));
-const std::string kServiceKey = Base64Encode(std::string(32, 's'));
-const std::string kDevicePolicyKey = Base64Encode(std::string(32, 'd'));
-const std::string kDevicePolicyKey2 = Base64Encode(std::string(32, 'D'));
-const std::string kRegistryReadKey = Base64Encode(std::string(32, 'r'));
-const std::string kRegistryWriteKey = Base64Encode(std::string(32, 'w'));
-
-std::vector<SharedAccessPolicy> TestPolicies() {
-  const std::string unused = Base64Encode(std::string(32, 'u'));
-  return {{"iothubowner", kOwnerKey, unused,
-           kRegistryRead | kRegistryWrite | kServiceConnect | kDeviceConnect},
-          {"service", kServiceKey, unused, kServiceConnect},
-          {"device", kDevicePolicyKey, kDevicePolicyKey2, kDeviceConnect},
-          {"registryRead", kRegistryReadKey, unused, kRegistryRead},
-          {"registryReadWrite", kRegistryWriteKey, unused, kRegistryRead | kRegistryWrite}};
-}
-
-struct Published {
-  std::string client;
-  std::string topic;
-  std::string payload;
-  int qos = -1;
-};
-
-// Records what the hub asks of the broker.
-class RecordingBroker final : public BrokerPort {
- public:
-  void Publish(const std::string& client_id, const std::string& topic, std::string payload,
-               int qos) override {
-    published.push_back({client_id, topic, std::move(payload), qos});
-  }
-  void Kick(const std::string& client_id) override { kicked.push_back(client_id); }
-
-  std::vector<Published> Take() { return std::exchange(published, {}); }
-
-  std::vector<Published> published;
-  std::vector<std::string> kicked;
-};
-
-// A directory under the system's temp dir, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "hub_test.XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A method invocation's answer, once it arrives.
-struct MethodCall {
-  std::optional<ServiceReply> reply;
-  std::function<void(ServiceReply)> Callback() {
-    return [this](ServiceReply r) {
-      EXPECT_FALSE(reply.has_value()) << "answered twice";
-      reply = std::move(r);
-    };
-  }
-};
-
-// {"l1":{"l2":...{"lN":"leaf"}}}: the root object plus `levels` nested objects.
-Json Nested(int levels) {
-  Json inner = "leaf";
-  for (int i = levels; i >= 1; --i) inner = Json{{"l" + std::to_string(i), inner}};
-  return inner;
-}
-
-std::string Rid(const std::string& topic) { return TopicQueryParam(topic, "$rid").value_or(""); }
-
-// The value of property `name` in a devicebound topic's bag.
-std::optional<std::string> BagValue(const std::string& topic, const std::string& name) {
-  const std::string prefix = "/messages/devicebound/";
-  const auto at = topic.find(prefix);
-  if (at == std::string::npos) return std::nullopt;
-  auto bag = azure::ParsePropertyBag(topic.substr(at + prefix.size()));
-  if (!bag.ok()) return std::nullopt;
-  return azure::FindProperty(*bag, name);
-}
-
-int ErrorCode(const ServiceReply& r) { return r.body.value("errorCode", 0); }
-
-class HubTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_NO_FATAL_FAILURE(StartHub()); }
-
-  // (Re)starts the hub over the same registry file, as the emulator does after a restart.
-  void StartHub(Tier tier = Tier::kS1) {
-    hub_.reset();
-    auto registry = DeviceRegistry::Open(db_path_);
-    ASSERT_TRUE(registry.ok()) << registry.error().message;
-    HubConfig config;
-    config.host_name = kHost;
-    config.tier = tier;
-    config.policies = TestPolicies();
-    hub_ = std::make_unique<Hub>(
-        config, std::move(registry).value(), store_,
-        HubEnvironment{wall_, steady_, broker_, [this](std::int64_t ms) { wall_.Advance(ms); },
-                       [this](int seconds) { broker_downs_.push_back(seconds); }});
-  }
-
-  Hub& hub() { return *hub_; }
-  const void* Conn(int i) { return &connections_[i]; }
-  std::int64_t NowS() const { return wall_.NowSeconds(); }
-
-  // Registers `id` and returns its primary key.
-  std::string CreateDevice(const std::string& id, const Json& body = Json::object()) {
-    const ServiceReply r = hub().PutDevice(id, body, "");
-    EXPECT_EQ(r.status, 200) << r.body.dump();
-    return r.body["authentication"]["symmetricKey"]["primaryKey"].is_string()
-               ? r.body["authentication"]["symmetricKey"]["primaryKey"].get<std::string>()
-               : "";
-  }
-  std::string SecondaryKey(const std::string& id) {
-    return hub().GetDevice(id).body["authentication"]["symmetricKey"]["secondaryKey"];
-  }
-
-  static std::string Username(const std::string& id, const std::string& extra = "") {
-    return std::string(kHost) + "/" + id + "/?api-version=2021-04-12" + extra;
-  }
-  std::string DeviceToken(const std::string& id, const std::string& key,
-                          std::optional<std::int64_t> expiry = std::nullopt) {
-    auto token = azure::MakeSasToken(std::string(kHost) + "/devices/" + id, key,
-                                     expiry.value_or(NowS() + kDaySeconds));
-    EXPECT_TRUE(token.ok());
-    return token.ok() ? *token : "";
-  }
-  // A token with `sr` exactly as given (for encodings MakeSasToken does not produce).
-  std::string HandToken(const std::string& sr_raw, const std::string& key, std::int64_t se,
-                        const std::string& skn = "") {
-    auto sig = azure::SignString(key, sr_raw + "\n" + std::to_string(se));
-    EXPECT_TRUE(sig.has_value());
-    std::string token = "SharedAccessSignature sr=" + sr_raw + "&sig=" + UrlEncode(*sig) +
-                        "&se=" + std::to_string(se);
-    if (!skn.empty()) token += "&skn=" + skn;
-    return token;
-  }
-
-  AuthOutcome Connect(const void* conn, const std::string& id, const std::string& key,
-                      bool clean_session = false, const std::string& username_extra = "") {
-    return hub().OnConnect(conn, id, Username(id, username_extra), DeviceToken(id, key),
-                           clean_session);
-  }
-  // dev1 subscribes to methods and twin responses on Conn(0), disconnects, and comes back on
-  // Conn(1) with the given CleanSession flag.
-  void ReconnectAfterSubscribing(bool clean_session) {
-    const std::string key = CreateDevice("dev1");
-    ASSERT_EQ(Connect(Conn(0), "dev1", key, false), AuthOutcome::kAccepted);
-    ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/methods/POST/#"));
-    ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/twin/res/#"));
-    hub().OnDisconnect(Conn(0), "dev1");
-    ASSERT_EQ(Connect(Conn(1), "dev1", key, clean_session), AuthOutcome::kAccepted);
-  }
-  void SubscribeAll(const void* conn, const std::string& id) {
-    for (const char* filter :
-         {"devices/+/messages/devicebound/#", "$iothub/twin/res/#",
-          "$iothub/twin/PATCH/properties/desired/#", "$iothub/methods/POST/#"}) {
-      EXPECT_TRUE(hub().OnSubscribe(conn, id, filter)) << filter;
-    }
-  }
-  // Connects with CleanSession=0 and subscribes to everything.
-  void Online(const void* conn, const std::string& id, const std::string& key) {
-    ASSERT_EQ(Connect(conn, id, key), AuthOutcome::kAccepted);
-    SubscribeAll(conn, id);
-  }
-  PublishVerdict Pub(const void* conn, const std::string& id, const std::string& topic,
-                     const std::string& payload = "", bool retain = false) {
-    return hub().OnPublish(conn, id, topic, payload, 1, retain);
-  }
-  std::string Telemetry(const std::string& id, const std::string& bag = "") {
-    return "devices/" + id + "/messages/events/" + bag;
-  }
-
-  std::vector<StoredMessage> Stored(const std::string& device = "") {
-    return store_.Read(device, 0, 100000);
-  }
-  Json Stats() { return hub().Stats().body; }
-  bool Connected(const std::string& id) {
-    return hub().GetDevice(id).body.value("connectionState", "") == "Connected";
-  }
-
-  ManualClock wall_{kWallStart};
-  ManualClock steady_{kSteadyStart};
-  RecordingBroker broker_;
-  MessageStore store_{1000};
-  TempDir dir_;
-  std::string db_path_ = dir_.path() + "/registry.sqlite";
-  std::vector<int> broker_downs_;
-  int connections_[4] = {};
-  std::unique_ptr<Hub> hub_;
-};
 
 // ===================================== OnConnect =====================================
 
@@ -1358,22 +1155,23 @@ TEST_F(HubTest, CloudToDeviceQueueHoldsFifty) {
 
 TEST_F(HubTest, CloudToDeviceSizeLimitCountsBodyAndProperties) {
   CreateDevice("dev1");
-  constexpr std::size_t kMax = 64 * 1024;
-  EXPECT_EQ(hub().SendCloudToDevice("dev1", Json{{"body", std::string(kMax, 'x')}}).status, 202);
-  EXPECT_EQ(hub()
-                .SendCloudToDevice("dev1", Json{{"body", std::string(kMax - 4, 'x')},
-                                                {"properties", {{"ab", "cd"}}}})
-                .status,
-            202);
-  const ServiceReply over =
-      hub().SendCloudToDevice("dev1", Json{{"body", std::string(kMax + 1, 'x')}});
+  // §5's measure: the body, the values of the system properties the message carries
+  // ($.mid, $.to, $.exp), the names and values of the application properties.
+  const std::size_t system = std::string("m").size() +
+                             std::string("/devices/dev1/messages/devicebound").size() +
+                             FormatIsoTime(kWallStart + 3'600'000).size();
+  const std::size_t room = 64 * 1024 - system;
+  auto send = [&](std::size_t body, const Json& properties = Json::object()) {
+    return hub().SendCloudToDevice(
+        "dev1",
+        Json{{"body", std::string(body, 'x')}, {"messageId", "m"}, {"properties", properties}});
+  };
+  EXPECT_EQ(send(room).status, 202);
+  EXPECT_EQ(send(room - 4, {{"ab", "cd"}}).status, 202);
+  const ServiceReply over = send(room + 1);
   EXPECT_EQ(over.status, 413);
   EXPECT_EQ(ErrorCode(over), 413001);
-  EXPECT_EQ(hub()
-                .SendCloudToDevice("dev1", Json{{"body", std::string(kMax - 4, 'x')},
-                                                {"properties", {{"ab", "cde"}}}})
-                .status,
-            413);
+  EXPECT_EQ(send(room - 4, {{"ab", "cde"}}).status, 413);
   EXPECT_EQ(hub().GetDevice("dev1").body["cloudToDeviceMessageCount"], 2);
 }
 
@@ -1421,75 +1219,6 @@ TEST_F(HubTest, CloudToDeviceExpiresAfterItsTtl) {
   const auto out = broker_.Take();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].payload, "long");
-}
-
-// ===================================== quota =====================================
-
-TEST_F(HubTest, FreeTierMetersHalfKilobyteChunks) {
-  ASSERT_NO_FATAL_FAILURE(StartHub(Tier::kFree));
-  const std::string key = CreateDevice("dev1");
-  ASSERT_EQ(Connect(Conn(0), "dev1", key), AuthOutcome::kAccepted);
-  ASSERT_EQ(Pub(Conn(0), "dev1", Telemetry("dev1"), std::string(1200, 'x')),
-            PublishVerdict::kAccept);
-  Json quota = Stats()["quota"];
-  EXPECT_EQ(quota["dailyMessages"], 8000);
-  EXPECT_EQ(quota["chunkBytes"], 512);
-  EXPECT_EQ(quota["used"], 3);
-  EXPECT_EQ(Stats()["tier"], "free");
-  // Registry operations are not billable.
-  CreateDevice("dev2");
-  EXPECT_EQ(Stats()["quota"]["used"], 3);
-}
-
-TEST_F(HubTest, ExhaustedQuotaClosesPublishesUntilMidnight) {
-  ASSERT_NO_FATAL_FAILURE(StartHub(Tier::kFree));
-  const std::string key = CreateDevice("dev1");
-  ASSERT_EQ(Connect(Conn(0), "dev1", key), AuthOutcome::kAccepted);
-  const std::string big(256 * 1024, 'x');  // 512 messages on Free
-  for (int i = 0; i < 15; ++i) {
-    ASSERT_EQ(Pub(Conn(0), "dev1", Telemetry("dev1"), big), PublishVerdict::kAccept) << i;
-  }
-  EXPECT_EQ(Stats()["quota"]["used"], 7680);
-  EXPECT_EQ(Stats()["quota"]["exhausted"], false);
-  // The message that crosses the quota is still taken; the hub stops after it.
-  ASSERT_EQ(Pub(Conn(0), "dev1", Telemetry("dev1"), big), PublishVerdict::kAccept);
-  EXPECT_EQ(Stats()["quota"]["used"], 8192);
-  EXPECT_EQ(Stats()["quota"]["exhausted"], true);
-  EXPECT_EQ(Stats()["quota"]["resetsAt"], "2023-11-15T00:00:00.0000000Z");
-
-  EXPECT_EQ(Pub(Conn(0), "dev1", Telemetry("dev1"), "small"), PublishVerdict::kClose);
-  EXPECT_EQ(Stored().size(), 16u);
-  ASSERT_EQ(Connect(Conn(1), "dev1", key), AuthOutcome::kAccepted);  // CONNECT still works
-  EXPECT_EQ(Pub(Conn(1), "dev1", "$iothub/twin/GET/?$rid=1"), PublishVerdict::kClose);
-  const ServiceReply c2d = hub().SendCloudToDevice("dev1", Json{{"body", "x"}});
-  EXPECT_EQ(c2d.status, 403);
-  EXPECT_EQ(ErrorCode(c2d), 403002);
-  EXPECT_EQ(c2d.headers.at("iothub-errorcode"), "IotHubQuotaExceeded");
-  MethodCall call;
-  hub().InvokeMethod("dev1", Json{{"methodName", "m"}}, call.Callback());
-  ASSERT_TRUE(call.reply.has_value());
-  EXPECT_EQ(ErrorCode(*call.reply), 403002);
-  EXPECT_GE(Stats()["quota"]["rejected"].get<int>(), 4);
-
-  wall_.Set(kMidnight - 1);
-  EXPECT_EQ(Pub(Conn(1), "dev1", Telemetry("dev1"), "still no"), PublishVerdict::kClose);
-  wall_.Set(kMidnight);
-  EXPECT_EQ(Pub(Conn(1), "dev1", Telemetry("dev1"), "new day"), PublishVerdict::kAccept);
-  EXPECT_EQ(hub().SendCloudToDevice("dev1", Json{{"body", "x"}}).status, 202);
-  EXPECT_EQ(Stats()["quota"]["used"], 2);
-  EXPECT_EQ(Stats()["quota"]["exhausted"], false);
-  EXPECT_EQ(Stored().back().body, "new day");
-}
-
-TEST_F(HubTest, S1QuotaMetersFourKilobyteChunks) {
-  const std::string key = CreateDevice("dev1");
-  ASSERT_EQ(Connect(Conn(0), "dev1", key), AuthOutcome::kAccepted);
-  ASSERT_EQ(Pub(Conn(0), "dev1", Telemetry("dev1"), std::string(1200, 'x')),
-            PublishVerdict::kAccept);
-  ASSERT_EQ(Pub(Conn(0), "dev1", Telemetry("dev1"), std::string(4097, 'x')),
-            PublishVerdict::kAccept);
-  EXPECT_EQ(Stats()["quota"]["used"], 3);
-  EXPECT_EQ(Stats()["quota"]["dailyMessages"], 400000);
 }
 
 // ===================================== registry =====================================
@@ -1780,6 +1509,85 @@ TEST_F(HubTest, DeletedDevicesStayDeletedAfterReopen) {
   ASSERT_NO_FATAL_FAILURE(StartHub());
   EXPECT_EQ(hub().GetDevice("dev1").status, 404);
   EXPECT_EQ(hub().GetDevice("dev2").status, 200);
+}
+
+// Another connection to the registry file holding SQLite's write lock: every write of the
+// hub's registry fails (SQLITE_BUSY) while it lives, as on a failing disk.
+class RegistryWriteLock {
+ public:
+  explicit RegistryWriteLock(const std::string& path) {
+    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK ||
+        sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << "cannot lock " << path;
+    }
+  }
+  ~RegistryWriteLock() {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(db_);
+  }
+  RegistryWriteLock(const RegistryWriteLock&) = delete;
+  RegistryWriteLock& operator=(const RegistryWriteLock&) = delete;
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+TEST_F(HubTest, FailedRegistryWritesAreNeverAcknowledged) {
+  const std::string key = CreateDevice("dev1");
+  Online(Conn(0), "dev1", key);
+  {
+    RegistryWriteLock lock(db_path_);
+    const ServiceReply created = hub().PutDevice("dev2", Json::object(), "");
+    EXPECT_EQ(created.status, 500);
+    EXPECT_EQ(ErrorCode(created), 500001);
+    EXPECT_EQ(hub().GetDevice("dev2").status, 404);  // memory follows disk
+    EXPECT_EQ(hub().PutDevice("dev1", {{"status", "disabled"}}, "*").status, 500);
+    EXPECT_EQ(hub().GetDevice("dev1").body["status"], "enabled");
+    EXPECT_EQ(hub().UpdateTwin("dev1", {{"tags", {{"a", 1}}}}, "", false).status, 500);
+    EXPECT_FALSE(hub().GetTwin("dev1").body["tags"].contains("a"));
+    EXPECT_EQ(hub().DeleteDevice("dev1", "*").status, 500);
+    EXPECT_EQ(hub().GetDevice("dev1").status, 200);
+    const Json bulk = hub().BulkDevices(Json::parse(R"([{"id":"dev3"}])")).body;
+    EXPECT_FALSE(bulk["isSuccessful"].get<bool>());
+    broker_.Take();
+    ASSERT_EQ(Pub(Conn(0), "dev1", "$iothub/twin/PATCH/properties/reported/?$rid=1", R"({"r":1})"),
+              PublishVerdict::kAccept);
+    const auto answers = broker_.Take();
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_EQ(answers[0].topic, "$iothub/twin/res/500/?$rid=1");
+    EXPECT_FALSE(hub().GetTwin("dev1").body["properties"]["reported"].contains("r"));
+    EXPECT_EQ(Stats()["devices"]["dev1"]["reportedPatches"], 0);
+  }
+  // Nothing half-done survives a restart, and everything works again once writes do.
+  ASSERT_NO_FATAL_FAILURE(StartHub());
+  EXPECT_EQ(hub().GetDevice("dev2").status, 404);
+  EXPECT_EQ(hub().GetDevice("dev1").body["status"], "enabled");
+  EXPECT_EQ(hub().PutDevice("dev2", Json::object(), "").status, 200);
+  EXPECT_EQ(hub().DeleteDevice("dev1", "*").status, 204);
+}
+
+TEST_F(HubTest, SessionStateThatCannotBeStoredRefusesTheSession) {
+  const std::string key = CreateDevice("dev1");
+  ASSERT_EQ(Connect(Conn(0), "dev1", key), AuthOutcome::kAccepted);
+  ASSERT_TRUE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/methods/POST/#"));
+  {
+    RegistryWriteLock lock(db_path_);
+    // A new subscription of a persistent session must be stored: refused, connection closed.
+    EXPECT_FALSE(hub().OnSubscribe(Conn(0), "dev1", "$iothub/twin/res/#"));
+    // A clean session must forget the stored subscriptions: not opened.
+    EXPECT_EQ(Connect(Conn(1), "dev1", key, /*clean_session=*/true), AuthOutcome::kUnavailable);
+    // An unsubscription the hub cannot store closes the connection instead.
+    broker_.kicked.clear();
+    hub().OnUnsubscribe(Conn(0), "dev1", "$iothub/methods/POST/#");
+    EXPECT_EQ(broker_.kicked, std::vector<std::string>{"dev1"});
+    // Reconnecting without changes needs no write.
+    EXPECT_EQ(Connect(Conn(2), "dev1", key), AuthOutcome::kAccepted);
+  }
+  ASSERT_NO_FATAL_FAILURE(StartHub());
+  ASSERT_EQ(Connect(Conn(3), "dev1", key), AuthOutcome::kAccepted);
+  MethodCall call;
+  hub().InvokeMethod("dev1", {{"methodName", "m"}}, call.Callback());
+  EXPECT_FALSE(call.reply.has_value()) << "the stored methods subscription is still there";
 }
 
 TEST(DeviceRegistryTest, OpenNamesTheFileItCannotOpen) {

@@ -19,19 +19,21 @@ TEST(TierTest, ParsesKnownNames) {
   EXPECT_EQ(*ParseTier("S1"), Tier::kS1);
   EXPECT_EQ(*ParseTier("s2"), Tier::kS2);
   EXPECT_EQ(*ParseTier("S3"), Tier::kS3);
+  EXPECT_EQ(*ParseTier("B1"), Tier::kB1);
+  EXPECT_EQ(*ParseTier("b3"), Tier::kB3);
 }
 
 TEST(TierTest, RejectsUnknownNamesWithAMessage) {
-  auto tier = ParseTier("B1");
+  auto tier = ParseTier("B4");
   ASSERT_FALSE(tier.ok());
   EXPECT_EQ(tier.error().code, "InvalidTier");
-  EXPECT_NE(tier.error().message.find("'B1'"), std::string::npos) << tier.error().message;
+  EXPECT_NE(tier.error().message.find("'B4'"), std::string::npos) << tier.error().message;
   EXPECT_FALSE(ParseTier("").ok());
   EXPECT_FALSE(ParseTier("S4").ok());
 }
 
 TEST(TierTest, NamesRoundTrip) {
-  for (Tier t : {Tier::kFree, Tier::kS1, Tier::kS2, Tier::kS3}) {
+  for (Tier t : {Tier::kFree, Tier::kB1, Tier::kB2, Tier::kB3, Tier::kS1, Tier::kS2, Tier::kS3}) {
     EXPECT_EQ(*ParseTier(TierName(t)), t);
   }
   EXPECT_EQ(TierName(Tier::kFree), "free");
@@ -100,6 +102,17 @@ TEST(TokenBucketTest, TimeGoingBackwardsAddsNothing) {
   // Refill is measured from the latest time seen, not the earlier one.
   EXPECT_FALSE(bucket.TryTake(10'125));
   EXPECT_TRUE(bucket.TryTake(10'250));
+}
+
+TEST(TokenBucketTest, TakesSeveralTokensAllOrNothing) {
+  TokenBucket bucket(10, 10);
+  EXPECT_TRUE(bucket.TryTake(0, 7));
+  EXPECT_FALSE(bucket.TryTake(0, 4));  // three left: nothing is taken
+  EXPECT_TRUE(bucket.TryTake(0, 3));
+  EXPECT_FALSE(bucket.TryTake(0, 1));
+  EXPECT_FALSE(bucket.TryTake(0, 11));
+  EXPECT_FALSE(bucket.TryTake(10'000, 11));  // more than the burst never fits
+  EXPECT_TRUE(bucket.TryTake(10'000, 10));
 }
 
 TEST(TokenBucketTest, FractionalRatePerMinute) {

@@ -137,7 +137,7 @@ async function startEmulator(name, options = {}) {
     tail = (tail + prefix + text + '\n').slice(-8000);
   };
 
-  const args = ['--state-dir', stateDir, '--host-name', 'localhost', '--mqtt-port', '0', '--https-port', '443'];
+  const args = ['--state-dir', stateDir, '--host-name', 'localhost', '--mqtt-port', '0', '--https-port', '443', ...(options.args || [])];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   liveChildren.add(child);
   const exited = new Promise((resolve) => {
@@ -358,10 +358,11 @@ function tokenExpiry(token) {
 // clients and stops it (after). `setup(ctx)` runs inside the same before hook,
 // after the emulator is ready: node:test (Node 20) starts top-level hooks as
 // soon as they are registered, so a second top-level before() would race.
-function useEmulator(name, setup) {
+// `options.args`: extra emulator flags (e.g. ['--tier', 'free']).
+function useEmulator(name, setup, options = {}) {
   const ctx = { clients: [] };
   before(async () => {
-    ctx.emu = await startEmulator(name);
+    ctx.emu = await startEmulator(name, { args: options.args });
     ctx.registry = iothub.Registry.fromConnectionString(ctx.emu.serviceConnectionString);
     ctx.service = iothub.Client.fromConnectionString(ctx.emu.serviceConnectionString);
     if (setup) await setup(ctx);

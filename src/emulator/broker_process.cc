@@ -58,6 +58,7 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       "plugin_opt_key_file {key}\n"
       "plugin_opt_tier {tier}\n"
       "plugin_opt_units {units}\n"
+      "plugin_opt_quota_twin_answer {twin_answer}\n"
       "plugin_opt_internal_socket {internal}\n"
       "plugin_opt_internal_secret {secret}\n"
       "plugin_opt_control_fd {fd}\n"
@@ -85,6 +86,7 @@ std::string RenderMosquittoConf(const BrokerSettings& s, int control_fd) {
       fmt::arg("host", s.host_name), fmt::arg("https", s.https_port),
       fmt::arg("bind", s.bind_address), fmt::arg("cert", s.cert_file), fmt::arg("key", s.key_file),
       fmt::arg("ca", s.ca_file), fmt::arg("tier", TierName(s.tier)), fmt::arg("units", s.units),
+      fmt::arg("twin_answer", QuotaTwinAnswerName(s.quota_twin_answer)),
       fmt::arg("internal", s.internal_socket), fmt::arg("secret", s.internal_secret),
       fmt::arg("fd", control_fd), fmt::arg("capacity", s.message_capacity),
       fmt::arg("offset", s.clock_offset_ms), fmt::arg("quota", QuotaLines(s.quota)),

@@ -29,6 +29,7 @@ struct BrokerSettings {
   std::string key_file;
   Tier tier = Tier::kS1;
   int units = 1;
+  QuotaTwinAnswer quota_twin_answer = QuotaTwinAnswer::kClose;
   std::size_t message_capacity = 100'000;
   std::int64_t clock_offset_ms = 0;
   std::string quota;  // "<day> <used>" from the previous broker, empty at first

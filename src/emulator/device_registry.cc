@@ -159,37 +159,41 @@ Device* DeviceRegistry::Find(const std::string& id) {
 }
 
 Status DeviceRegistry::Put(const Device& device) {
+  if (Status written = Write(device); !written) return written;
   devices_[device.id] = device;
-  return Save(device.id);
+  return Ok{};
 }
 
-Status DeviceRegistry::Save(const std::string& id) {
-  const Device* d = Find(id);
-  if (d == nullptr) return MakeError("DeviceNotFound", "no device " + id);
+Status DeviceRegistry::Write(const Device& d) {
   // `replace`: a stray invalid UTF-8 byte must not make the record unsavable.
   const std::string record =
-      DeviceToStorage(*d).dump(-1, ' ', false, Json::error_handler_t::replace);
+      DeviceToStorage(d).dump(-1, ' ', false, Json::error_handler_t::replace);
   sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO devices(id, record) VALUES(?, ?)", -1, &stmt,
-                     nullptr);
-  sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO devices(id, record) VALUES(?, ?)", -1, &stmt,
+                         nullptr) != SQLITE_OK) {
+    return MakeError("StateDir", std::string("cannot save device: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3_bind_text(stmt, 1, d.id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(stmt, 2, record.c_str(), -1, SQLITE_TRANSIENT);
   const int rc = sqlite3_step(stmt);
+  const std::string why = rc == SQLITE_DONE ? "" : sqlite3_errmsg(db_);
   sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE)
-    return MakeError("StateDir", std::string("cannot save device: ") + sqlite3_errmsg(db_));
+  if (rc != SQLITE_DONE) return MakeError("StateDir", "cannot save device: " + why);
   return Ok{};
 }
 
 Status DeviceRegistry::Remove(const std::string& id) {
-  devices_.erase(id);
   sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db_, "DELETE FROM devices WHERE id = ?", -1, &stmt, nullptr);
+  if (sqlite3_prepare_v2(db_, "DELETE FROM devices WHERE id = ?", -1, &stmt, nullptr) !=
+      SQLITE_OK) {
+    return MakeError("StateDir", std::string("cannot delete device: ") + sqlite3_errmsg(db_));
+  }
   sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
   const int rc = sqlite3_step(stmt);
+  const std::string why = rc == SQLITE_DONE ? "" : sqlite3_errmsg(db_);
   sqlite3_finalize(stmt);
-  if (rc != SQLITE_DONE)
-    return MakeError("StateDir", std::string("cannot delete device: ") + sqlite3_errmsg(db_));
+  if (rc != SQLITE_DONE) return MakeError("StateDir", "cannot delete device: " + why);
+  devices_.erase(id);
   return Ok{};
 }
 

@@ -58,15 +58,17 @@ class DeviceRegistry {
   const std::map<std::string, Device>& All() const { return devices_; }
   std::size_t Count() const { return devices_.size(); }
 
-  // Inserts or replaces, and writes through to disk.
+  // Inserts or replaces the device on disk, then in memory: when the write fails, memory
+  // keeps what disk has. (Fields changed in place through Find() are kept in memory only,
+  // until the next Put.)
   Status Put(const Device& device);
-  // Writes the in-memory device back after the caller changed it through Find().
-  Status Save(const std::string& id);
+  // Deletes from disk, then from memory; on failure the device stays in both.
   Status Remove(const std::string& id);
 
  private:
   explicit DeviceRegistry(sqlite3* db) : db_(db) {}
   Status Load();
+  Status Write(const Device& device);
 
   sqlite3* db_;
   std::map<std::string, Device> devices_;

@@ -102,11 +102,19 @@ int main(int argc, char** argv) {
       ->default_val(443)
       ->check(CLI::Range(0, 65535));
   app.add_option("--bind", s.bind_address, "Address to listen on")->default_val("127.0.0.1");
-  app.add_option("--tier", tier, "Pricing tier: free, S1, S2 or S3 (sets quota and throttles)")
+  app.add_option("--tier", tier,
+                 "Pricing tier: free, B1, B2, B3, S1, S2 or S3 (sets quota and throttles; basic "
+                 "tiers have no cloud-to-device, twins or methods)")
       ->default_val("S1");
-  app.add_option("--units", s.units, "Number of units of the tier")
-      ->default_val(1)
-      ->check(CLI::Range(1, 200));
+  app.add_option("--units", s.units,
+                 "Number of units of the tier (free: 1; B1, B2, S1, S2: up to 200; B3, S3: up "
+                 "to 10)")
+      ->default_val(1);
+  std::string twin_answer = "close";
+  app.add_option("--quota-twin-answer", twin_answer,
+                 "What a device's twin request gets once the daily quota is gone: close (no "
+                 "answer, connection closed) or 403 (twin/res/403, error 403002)")
+      ->default_val("close");
   app.add_option("--cert", cert, "Server certificate (PEM); default: generated into the state dir");
   app.add_option("--key", key, "Server private key (PEM), with --cert");
   app.add_option("--ca", ca, "CA certificate that signed --cert (PEM), with --cert");
@@ -121,6 +129,12 @@ int main(int argc, char** argv) {
   auto parsed_tier = iothub::emulator::ParseTier(tier);
   if (!parsed_tier) return Fail(parsed_tier.error().message);
   s.tier = *parsed_tier;
+  if (iothub::Status units = iothub::emulator::CheckUnits(s.tier, s.units); !units) {
+    return Fail("--units: " + units.error().message);
+  }
+  auto parsed_answer = iothub::emulator::ParseQuotaTwinAnswer(twin_answer);
+  if (!parsed_answer) return Fail("--quota-twin-answer: " + parsed_answer.error().message);
+  s.quota_twin_answer = *parsed_answer;
   if (cert.empty() != key.empty() || cert.empty() != ca.empty()) {
     return Fail("--cert, --key and --ca go together");
   }

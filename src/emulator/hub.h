@@ -1,6 +1,9 @@
 // The IoT Hub itself: device authentication, topic rules, telemetry, twins, direct methods,
 // cloud-to-device messages, quotas and fault injection, independent of the MQTT engine it
 // runs on (shared/reference/azure-iothub.md is the specification; section numbers below).
+// One class, one face; its concerns live in their own files: hub_connections.cc (the MQTT
+// device protocol and telemetry), hub_twins.cc, hub_methods.cc, hub_c2d.cc, hub_registry.cc,
+// hub_control.cc (stats, clock and faults) and hub.cc (metering and what they share).
 // Not thread-safe: everything runs on the broker's thread; HTTP threads post work to it
 // (see loop_bridge.h).
 #pragma once
@@ -14,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "azure/property_bag.h"
 #include "common/clock.h"
 #include "emulator/device_registry.h"
 #include "emulator/message_store.h"
@@ -64,6 +68,7 @@ struct HubConfig {
   // Quota already used on `quota_day` (UTC day number), carried over a broker restart.
   std::int64_t quota_day = -1;
   std::int64_t quota_used = 0;
+  QuotaTwinAnswer quota_twin_answer = QuotaTwinAnswer::kClose;
 };
 
 // What the hub is given to run: clocks, broker, and the process-level controls.
@@ -136,8 +141,9 @@ class Hub {
   ServiceReply AdvanceClock(const Json& body);
   ServiceReply Fault(const std::string& kind, const Json& body);
 
-  // Registry operations are throttled per minute; false: answer 429.
-  bool AllowRegistryOperation();
+  // Registry operations are throttled per minute, a bulk request by its number of devices;
+  // false: answer 429.
+  bool AllowRegistryOperation(std::size_t devices = 1);
   // "<day> <used>": the quota count, for the next broker after a restart.
   std::string QuotaSnapshot() const;
   const HubConfig& config() const { return config_; }
@@ -152,10 +158,8 @@ class Hub {
     bool flush_pending = true;
   };
   struct CloudMessage {
-    std::string message_id;
     std::string body;
-    std::vector<std::pair<std::string, std::string>> properties;
-    std::int64_t enqueued_ms = 0;
+    azure::PropertyBag properties;  // as delivered: system ($.mid, $.to, $.exp..), then the rest
     std::int64_t expiry_ms = 0;
   };
   struct PendingMethod {
@@ -182,45 +186,63 @@ class Hub {
     std::int64_t refused_connects = 0;
     std::int64_t closed_by_hub = 0;
   };
+  // What a charge is for, for the per-kind counters of /emulator/stats.
+  enum class Billed {
+    kTelemetry,
+    kCloudToDevice,
+    kTwinRead,
+    kTwinUpdate,
+    kDesiredNotification,
+    kMethod,
+  };
 
+  // hub.cc: metering and shared answers.
+  // Charges the messages `bytes` meter as (§5); false once the quota is exhausted.
+  bool Charge(Billed kind, std::int64_t bytes);
+  bool QuotaExhausted();
+  ServiceReply Error(int status, int code, const std::string& name, const std::string& text) const;
+  ServiceReply DeviceNotFound(const std::string& id) const;
+  ServiceReply QuotaExceeded() const;
+  ServiceReply Throttled(const std::string& what);
+  ServiceReply NotInThisTier() const;
+  ServiceReply BadMember(const std::string& member, const std::string& expected) const;
+  std::string ConnectionState(const std::string& id) const;
+
+  // hub_connections.cc: the device protocol.
   Session* SessionFor(const void* connection, const std::string& client_id);
   bool Subscribed(const Device& device, Subscription s) const;
   void CloseDevice(const std::string& device_id);
   PublishVerdict HandleTelemetry(Device& device, const TelemetryTopic& t,
                                  const std::string& payload, bool retain);
+
+  // hub_twins.cc
   PublishVerdict HandleTwinGet(Device& device, const std::string& rid);
   PublishVerdict HandleReportedPatch(Device& device, const std::string& rid,
                                      const std::string& payload);
-  PublishVerdict HandleMethodResponse(Device& device, const MethodResponseTopic& t,
-                                      const std::string& payload);
+  // The answer to a twin request over MQTT once the quota is gone (QuotaTwinAnswer).
+  PublishVerdict TwinQuotaExhausted(Device& device, const std::string& rid);
   void TwinError(Device& device, const std::string& rid, int status, int code,
                  const std::string& message);
-  void FlushCloudToDevice(const std::string& device_id);
+  void PushDesired(Device& device, const Json& patch);
+  static void TouchTwin(Device& device);
+  Json TwinJson(const Device& device) const;
+
+  // hub_methods.cc
+  PublishVerdict HandleMethodResponse(Device& device, const MethodResponseTopic& t,
+                                      const std::string& payload);
   void DispatchWaitingMethods(const std::string& device_id);
   void SendMethod(const std::string& rid, PendingMethod& pending);
-  void PushDesired(Device& device, const Json& patch);
-  bool ChargeQuota(std::int64_t bytes);
-  void TouchTwin(Device& device);
+  void ExpireMethods();
+
+  // hub_c2d.cc
+  void FlushCloudToDevice(const std::string& device_id);
+  void ExpireCloudToDevice();
+
+  // hub_registry.cc
   Json DeviceJson(const Device& device) const;
-  Json TwinJson(const Device& device) const;
-  std::string ConnectionState(const std::string& id) const;
-  ServiceReply Error(int status, int code, const std::string& name, const std::string& text) const;
   ServiceReply CreateDevice(const std::string& id, const Json& body);
   ServiceReply ApplyDeviceUpdate(Device& device, const Json& body);
   const SharedAccessPolicy* FindPolicy(const std::string& name) const;
-  ServiceReply BadBody(const Json::exception& e) const;
-  ServiceReply Guarded(const std::function<ServiceReply()>& fn) const;
-  ServiceReply PutDeviceUnchecked(const std::string& id, const Json& body,
-                                  const std::string& if_match);
-  ServiceReply BulkDevicesUnchecked(const Json& body);
-  ServiceReply UpdateTwinUnchecked(const std::string& id, const Json& body,
-                                   const std::string& if_match, bool replace);
-  // `done` is moved from once it has been handed on.
-  void InvokeMethodUnchecked(const std::string& id, const Json& body,
-                             std::function<void(ServiceReply)>& done);
-  ServiceReply SendCloudToDeviceUnchecked(const std::string& id, const Json& body);
-  ServiceReply AdvanceClockUnchecked(const Json& body);
-  ServiceReply FaultUnchecked(const std::string& kind, const Json& body);
 
   HubConfig config_;
   std::unique_ptr<DeviceRegistry> registry_;
@@ -232,7 +254,7 @@ class Hub {
   TokenBucket twin_update_bucket_;
   TokenBucket connect_bucket_;
   TokenBucket c2d_bucket_;
-  TokenBucket method_bucket_;
+  TokenBucket method_bucket_;  // in 4 KB steps of request payload
   std::map<std::string, Session> sessions_;
   std::map<std::string, std::deque<CloudMessage>> c2d_;
   std::map<std::string, PendingMethod> methods_;  // by $rid
@@ -241,6 +263,7 @@ class Hub {
   std::int64_t refuse_until_ms_ = 0;          // steady
   std::map<std::string, int> withhold_acks_;  // device -> publishes left to withhold ("" = all)
   std::int64_t quota_rejections_ = 0;
+  std::map<Billed, std::int64_t> billed_;  // messages charged, by kind
   std::int64_t throttled_ = 0;
   bool shutting_down_ = false;
 };

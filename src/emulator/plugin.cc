@@ -274,6 +274,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t* identifier, void** userdata,
   config.host_name = plugin->options.host_name;
   config.tier = plugin->options.tier;
   config.units = plugin->options.units;
+  config.quota_twin_answer = plugin->options.quota_twin_answer;
   config.policies = plugin->options.policies;
   config.quota_day = plugin->options.quota_day;
   config.quota_used = plugin->options.quota_used;

@@ -97,6 +97,11 @@ Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string
     if (!tier) return tier.error();
     o.tier = *tier;
   }
+  if (!get("quota_twin_answer").empty()) {
+    auto answer = ParseQuotaTwinAnswer(get("quota_twin_answer"));
+    if (!answer) return answer.error();
+    o.quota_twin_answer = *answer;
+  }
   auto units = ParseInt(raw, "units", 1, 1, 200);
   auto https = ParseInt(raw, "https_port", 0, 0, 65535);
   auto fd = ParseInt(raw, "control_fd", -1, -1, 65535);
@@ -108,6 +113,7 @@ Result<PluginOptions> ParsePluginOptions(const std::map<std::string, std::string
     if (!*r) return r->error();
   }
   o.units = static_cast<int>(*units);
+  if (Status units_ok = CheckUnits(o.tier, o.units); !units_ok) return units_ok.error();
   o.https_port = static_cast<int>(*https);
   o.control_fd = static_cast<int>(*fd);
   o.message_capacity = static_cast<std::size_t>(*capacity);

@@ -23,6 +23,7 @@ struct PluginOptions {
   std::string key_file;
   Tier tier = Tier::kS1;
   int units = 1;
+  QuotaTwinAnswer quota_twin_answer = QuotaTwinAnswer::kClose;
   std::string internal_socket;
   std::string internal_secret;
   int control_fd = -1;

@@ -1,32 +1,62 @@
-// IoT Hub's daily message quota, metering and throttles (shared/reference/azure-iothub.md §5).
-// Not thread-safe; owned by the Hub.
+// IoT Hub's tiers, daily message quota, metering and throttles (shared/reference/azure-iothub.md
+// §5; the rules as implemented are tabled in docs/emulator-api.md). Not thread-safe; owned by
+// the Hub.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
+#include "azure/property_bag.h"
 #include "common/result.h"
 
 namespace iothub::emulator {
 
-enum class Tier { kFree, kS1, kS2, kS3 };
+// Basic tiers (B1-B3) carry the quotas and throttles of S1-S3 but only device-to-cloud
+// telemetry: no cloud-to-device messages, twins or direct methods.
+enum class Tier { kFree, kB1, kB2, kB3, kS1, kS2, kS3 };
 
 Result<Tier> ParseTier(const std::string& text);
 std::string TierName(Tier tier);
+bool IsBasicTier(Tier tier);
+// Units Azure lets a hub of `tier` have: exactly 1 on Free, 1-200 on sizes 1 and 2, 1-10 on
+// size 3. The error says which range applies.
+Status CheckUnits(Tier tier, int units);
+
+// What a device's twin request gets once the day's quota is gone (§5): reports differ, so
+// both are available (`--quota-twin-answer`).
+enum class QuotaTwinAnswer {
+  kClose,   // no answer, the connection is closed (as for telemetry)
+  kStatus,  // `$iothub/twin/res/403/?$rid=..` with error 403002; the connection stays
+};
+
+Result<QuotaTwinAnswer> ParseQuotaTwinAnswer(const std::string& text);  // "close" | "403"
+std::string QuotaTwinAnswerName(QuotaTwinAnswer answer);
+
+// Metering chunks and throttle steps are 4 KB on paid tiers; Free meters in 0.5 KB chunks.
+inline constexpr std::int64_t kFourKilobytes = 4096;
 
 struct TierLimits {
-  std::int64_t daily_messages = 0;  // for all units
+  std::int64_t daily_messages = 0;  // for all units together
   std::int64_t chunk_bytes = 0;     // metering chunk
   double d2c_per_second = 0;        // device-to-cloud sends
   double twin_reads_per_second = 0;
   double twin_updates_per_second = 0;
   double connections_per_second = 0;
-  double registry_per_minute = 0;
+  double registry_per_minute = 0;  // a bulk request takes one per device in it
   double c2d_per_minute = 0;
-  double methods_per_second = 0;
+  // Direct methods are throttled by request payload in 4 KB steps, not by call count.
+  double method_steps_per_second = 0;
 };
 
 TierLimits LimitsFor(Tier tier, int units);
+
+// Size of a message as IoT Hub meters it (§5): the body, plus the values (not the names) of
+// its system properties, plus the names and values of its application properties.
+std::int64_t MeteredBytes(std::string_view body, const azure::PropertyBag& properties);
+
+// 4 KB throttle steps of a payload: ceil(bytes / 4096), at least 1.
+std::int64_t ThrottleSteps(std::int64_t bytes);
 
 // A token bucket: `rate` tokens per second, burst of `burst`. Times in ms of any monotonic
 // or wall clock (the caller's).
@@ -34,7 +64,8 @@ class TokenBucket {
  public:
   TokenBucket(double rate_per_second, double burst)
       : rate_(rate_per_second), burst_(burst), tokens_(burst) {}
-  bool TryTake(std::int64_t now_ms);
+  // Takes `count` tokens if all of them are there; otherwise takes none.
+  bool TryTake(std::int64_t now_ms, double count = 1.0);
 
  private:
   double rate_;

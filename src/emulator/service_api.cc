@@ -6,6 +6,7 @@
 
 #include "azure/sas_token.h"
 #include "common/json_depth.h"
+#include "common/strings.h"
 #include "common/url.h"
 
 namespace iothub::emulator {
@@ -54,13 +55,6 @@ void SendError(Response& res, int status, int code, const std::string& name,
 
 std::string Header(const Request& req, const char* name) {
   return req.has_header(name) ? req.get_header_value(name) : std::string();
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace
@@ -168,9 +162,10 @@ void ServiceApi::Routes() {
     Send(res, *reply);
   };
 
-  auto registry_throttled = [this](Response& res) {
-    auto allowed =
-        bridge_.Call<bool>([this] { return hub_.AllowRegistryOperation(); }, kBrokerTimeout);
+  // `devices`: a bulk request counts once per device in it.
+  auto registry_throttled = [this](Response& res, std::size_t devices = 1) {
+    auto allowed = bridge_.Call<bool>(
+        [this, devices] { return hub_.AllowRegistryOperation(devices); }, kBrokerTimeout);
     if (allowed.value_or(false)) return false;
     SendError(res, 429, 429001, "ThrottlingException", "Registry operations are throttled.", wall_);
     return true;
@@ -189,7 +184,7 @@ void ServiceApi::Routes() {
   s.Post(R"(/devices/?)", [=, this](const Request& req, Response& res) {
     Json body;
     if (!authorize(req, res, kRegistryWrite) || !body_json(req, res, &body) ||
-        registry_throttled(res))
+        registry_throttled(res, body.is_array() ? body.size() : 1))
       return;
     on_broker(res, [this, body] { return hub_.BulkDevices(body); });
   });
