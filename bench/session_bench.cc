@@ -124,14 +124,14 @@ std::optional<double> BareRound(const EmulatorInfo& info, const std::string& dev
 }
 
 // One round of the session: a fresh loop, connector and connection, then, timed, every
-// message queued with Send() and the loop run until the hub has acknowledged them all.
+// message queued in the session's source and the loop run until the hub has acknowledged
+// them all.
 std::optional<double> SessionRound(const EmulatorInfo& info, const std::string& device_id,
                                    const std::string& key, int count, int window,
                                    const std::string& payload) {
   SessionRig rig(info);
   auto config = rig.Config(device_id, key);
   config.max_in_flight = static_cast<std::size_t>(window);
-  config.max_queued = static_cast<std::size_t>(std::max(count, window));
   azure::DeviceSession& session = rig.Add(std::move(config));
   if (!rig.Run([&] { return session.state() == azure::SessionState::kConnected; })) {
     fmt::print(stderr, "session: not connected: {}\n",
@@ -145,13 +145,14 @@ std::optional<double> SessionRound(const EmulatorInfo& info, const std::string& 
     message.body = payload;
     message.content_type = kContentType;
     message.content_encoding = kContentEncoding;
-    if (auto sent = session.Send(std::move(message)); !sent) {
+    if (auto sent = rig.Send(session, std::move(message)); !sent) {
       fmt::print(stderr, "session: Send {} failed: {}\n", i, sent.error().message);
       return std::nullopt;
     }
   }
-  if (!rig.Run([&] { return session.pending() == 0; }, 60'000)) {
-    fmt::print(stderr, "session: {} messages still unacknowledged after 60 s\n", session.pending());
+  if (!rig.Run([&] { return rig.Pending(session) == 0; }, 60'000)) {
+    fmt::print(stderr, "session: {} messages still unacknowledged after 60 s\n",
+               rig.Pending(session));
     return std::nullopt;
   }
   const double rate = count / Seconds(Clock::now() - start);

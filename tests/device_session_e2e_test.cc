@@ -69,7 +69,7 @@ class DeviceSessionE2E : public ::testing::Test {
       m.content_type = "application/json";
       m.content_encoding = "utf-8";
       m.properties = {{"seq", std::to_string(i)}};
-      auto id = s.Send(std::move(m));
+      auto id = rig_->Send(s, std::move(m));
       EXPECT_TRUE(id.ok()) << id.error().message;
       if (id) ids.push_back(*id);
     }
@@ -99,7 +99,7 @@ class DeviceSessionE2E : public ::testing::Test {
     EXPECT_EQ(unique, std::set<std::string>(sent.begin(), sent.end()));
     EXPECT_LE(static_cast<std::int64_t>(stored.size() - unique.size()), s.counters().resent)
         << "a duplicate that was not a resend of an unacknowledged message";
-    EXPECT_EQ(s.pending(), 0u);
+    EXPECT_EQ(rig_->Pending(s), 0u);
   }
   Json Service(const std::string& method, const std::string& path, const Json& body = nullptr) {
     auto reply =
@@ -136,7 +136,7 @@ TEST_F(DeviceSessionE2E, TelemetryWithPropertiesArrivesOnceInOrder) {
   special.content_encoding = "utf-8";
   special.component = "thermostat1";
   special.properties = {{"alert", "hot & humid"}, {"empty", ""}, {"bare", std::nullopt}};
-  ASSERT_TRUE(s.Send(special).ok());
+  ASSERT_TRUE(rig_->Send(s, special).ok());
   auto ids = SendNumbered(s, 200);
   ids.insert(ids.begin(), special.message_id);
   ASSERT_TRUE(rig_->Run([&] { return rig_->listener().delivered.size() == ids.size(); }));
@@ -156,8 +156,8 @@ TEST_F(DeviceSessionE2E, ModelIdReachesTheHub) {
   auto& s = AddDevice("pnp", [](auto& c) { c.model_id = "dtmi:com:example:Thermostat;1"; });
   ASSERT_TRUE(WaitConnected(s));
   EXPECT_EQ(Service("GET", "/twins/pnp")["modelId"], "dtmi:com:example:Thermostat;1");
-  ASSERT_TRUE(s.Send({"x", {}, "", "", "", ""}).ok());
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }));
+  ASSERT_TRUE(rig_->Send(s, {"x", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }));
   auto stored = Service("GET", "/emulator/messages?deviceId=pnp");
   EXPECT_EQ(stored["messages"][0]["systemProperties"]["dt-dataschema"],
             "dtmi:com:example:Thermostat;1");
@@ -264,7 +264,7 @@ TEST_F(DeviceSessionE2E, KickDuringTelemetryLosesNothing) {
   auto ids = SendNumbered(s, 2000);
   ASSERT_TRUE(rig_->Run([&] { return rig_->listener().delivered.size() >= 300; }));
   Service("POST", "/emulator/faults/kick", Json{{"deviceId", "kicked"}});
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }, 30'000));
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }, 30'000));
   EXPECT_GE(s.counters().connects, 2);
   ExpectExactlyOnceById("kicked", ids, s);
 }
@@ -274,7 +274,7 @@ TEST_F(DeviceSessionE2E, WithheldPubacksAreResentWithTheSameId) {
   ASSERT_TRUE(WaitSubscribed(s));
   Service("POST", "/emulator/faults/withhold-puback", Json{{"deviceId", "withheld"}, {"count", 2}});
   auto ids = SendNumbered(s, 50);
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }, 30'000));
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }, 30'000));
   EXPECT_GE(s.counters().resent, 2);
   EXPECT_EQ(s.state(), SessionState::kConnected);
   ExpectExactlyOnceById("withheld", ids, s);
@@ -284,11 +284,12 @@ TEST_F(DeviceSessionE2E, BrokerDownForAWhileLosesNothing) {
   auto& s = AddDevice("survivor");
   ASSERT_TRUE(WaitConnected(s));
   auto ids = SendNumbered(s, 100);
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }));
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }));
   auto before = StoredIds("survivor");  // broker-down clears stored telemetry
   ServiceWhileRunning("POST", "/emulator/faults/broker-down", Json{{"seconds", 2}});
   auto more = SendNumbered(s, 100, 100);  // queued while the hub is down
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }, 40'000)) << History(rig_->listener());
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }, 40'000))
+      << History(rig_->listener());
   EXPECT_TRUE(rig_->listener().Saw(SessionState::kBackingOff));
   EXPECT_EQ(before.size(), 100u);
   ExpectExactlyOnceById("survivor", more, s);
@@ -302,7 +303,7 @@ TEST_F(DeviceSessionE2E, TokenIsRenewedBeforeExpiryWithoutLoss) {
   auto more = SendNumbered(s, 500, 500);
   ASSERT_TRUE(rig_->Run(
       [&] {
-        return s.counters().renewals >= 1 && s.pending() == 0 &&
+        return s.counters().renewals >= 1 && rig_->Pending(s) == 0 &&
                s.state() == SessionState::kConnected;
       },
       20'000));
@@ -321,7 +322,7 @@ TEST_F(DeviceSessionE2E, ExpiredTokenClosedByTheHubIsReplaced) {
   ASSERT_TRUE(rig_->Run([&] { return s.state() != SessionState::kConnected; }));
   rig_->wall().Advance(700'000);
   auto ids = SendNumbered(s, 20);
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }, 30'000));
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }, 30'000));
   ExpectExactlyOnceById("expired", ids, s);
 }
 
@@ -360,7 +361,7 @@ TEST_F(DeviceSessionE2E, LibraryWakeupBytesDoNotPileUp) {
   auto& s = AddDevice("busy");
   ASSERT_TRUE(WaitConnected(s));
   SendNumbered(s, 3000);
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }));
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }));
   // Without draining, libmosquitto's pair would hold a byte per publish (until its buffer is
   // full, ~200 KB of kernel memory per session); the connection drains it at least once a
   // second.
@@ -428,7 +429,8 @@ TEST_F(DeviceSessionE2E, ManySessionsShareOneLoopAndArePaced) {
   EXPECT_GE(rig_->loop().NowMs() - start, 1'100);
   for (auto* s : sessions) SendNumbered(*s, 5);
   ASSERT_TRUE(rig_->Run([&] {
-    return std::all_of(sessions.begin(), sessions.end(), [](auto* s) { return s->pending() == 0; });
+    return std::all_of(sessions.begin(), sessions.end(),
+                       [this](auto* s) { return rig_->Pending(*s) == 0; });
   }));
   std::map<std::string, int> per_device;
   const Json stored = Service("GET", "/emulator/messages?limit=1000");
@@ -450,12 +452,13 @@ TEST_F(QuotaE2E, ExhaustedQuotaWaitsForMidnightAndLosesNothing) {
   // 8,000 half-KB chunks a day: 2,000 messages of 2 KB use it all.
   std::vector<std::string> ids;
   for (int i = 0; i < 2010; ++i) {
-    auto id = s.Send({std::string(2048, 'x'), {{"seq", std::to_string(i)}}, "", "", "", ""});
+    auto id =
+        rig_->Send(s, {std::string(2048, 'x'), {{"seq", std::to_string(i)}}, "", "", "", "", ""});
     ASSERT_TRUE(id.ok());
     ids.push_back(*id);
   }
   ASSERT_TRUE(rig_->Run([&] { return s.state() == SessionState::kQuotaExhausted; }, 60'000));
-  EXPECT_GT(s.pending(), 0u);
+  EXPECT_GT(rig_->Pending(s), 0u);
   EXPECT_GT(s.quota_resume_wall_ms(), rig_->wall().NowMs());
   // Nothing happens until the day ends.
   const auto connects = s.counters().connects;
@@ -464,7 +467,7 @@ TEST_F(QuotaE2E, ExhaustedQuotaWaitsForMidnightAndLosesNothing) {
   EXPECT_EQ(s.state(), SessionState::kQuotaExhausted);
   const std::int64_t now_ms = Service("GET", "/emulator/clock")["epochMs"];
   AdvanceClocks((86'400'000 - now_ms % 86'400'000) / 1000 + 31);
-  ASSERT_TRUE(rig_->Run([&] { return s.pending() == 0; }, 30'000));
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }, 30'000));
   EXPECT_EQ(s.state(), SessionState::kConnected);
   const auto stored = StoredIds("meter");
   EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()),

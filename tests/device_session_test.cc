@@ -9,6 +9,7 @@
 #include "support/fake_mqtt.h"
 #include "support/manual_loop.h"
 #include "support/session_rig.h"
+#include "support/telemetry_queue.h"
 
 namespace iothub::testing {
 namespace {
@@ -30,8 +31,15 @@ class DeviceSessionTest : public ::testing::Test {
     auto s = azure::DeviceSession::Create(loop_, mqtt_, pacer_, wall_, random_, config_, listener_);
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     session_ = std::move(s).value();
+    session_->SetTelemetrySource(&queue_);
     return *session_;
   }
+  // Queues telemetry for the session, as its owner would.
+  Result<std::string> Send(azure::TelemetryMessage m) {
+    return queue_.Send(*session_, std::move(m));
+  }
+  // Telemetry not yet acknowledged: waiting in the queue or in the session's window.
+  std::size_t Pending() const { return queue_.waiting() + session_->window(); }
   // Starts the session and accepts its connection.
   azure::DeviceSession& Connected() {
     auto& s = Make();
@@ -72,6 +80,7 @@ class DeviceSessionTest : public ::testing::Test {
   FakeMqttConnector mqtt_;
   RecordingListener listener_;
   azure::DeviceSessionConfig config_;
+  TelemetryQueue queue_;
   std::unique_ptr<azure::DeviceSession> session_;
 };
 
@@ -126,53 +135,107 @@ TEST_F(DeviceSessionTest, ConfigurationErrorsNameTheField) {
 }
 
 TEST_F(DeviceSessionTest, TelemetryEncodesSystemAndApplicationProperties) {
-  auto& s = Connected();
+  Connected();
   azure::TelemetryMessage m;
   m.body = "{}";
   m.message_id = "m 1";
   m.content_type = "application/json";
   m.content_encoding = "utf-8";
   m.component = "th1";
+  m.creation_time = "2023-11-14T22:13:20.000Z";
   m.properties = {{"alert", "hot & humid"}, {"none", std::nullopt}};
-  ASSERT_EQ(s.Send(m).value(), "m 1");
+  ASSERT_EQ(Send(m).value(), "m 1");
   const auto sent = Telemetry(conn());
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(sent[0].topic,
             "devices/dev1/messages/events/%24.mid=m%201&%24.ct=application%2Fjson&%24.ce=utf-8"
-            "&%24.sub=th1&alert=hot%20%26%20humid&none");
+            "&%24.ctime=2023-11-14T22%3A13%3A20.000Z&%24.sub=th1&alert=hot%20%26%20humid&none");
   EXPECT_EQ(sent[0].qos, 1);
 }
 
-TEST_F(DeviceSessionTest, SendRefusesWhatTheHubWouldRejectAndAFullQueue) {
+TEST_F(DeviceSessionTest, CheckTelemetryRefusesWhatTheHubWouldReject) {
   config_.max_in_flight = 1;
-  config_.max_queued = 2;
   auto& s = Make();
-  EXPECT_EQ(s.Send({std::string(256 * 1024 + 1, 'x'), {}, "", "", "", ""}).error().code,
+  EXPECT_EQ(Send({std::string(256 * 1024 + 1, 'x'), {}, "", "", "", "", ""}).error().code,
             "too_large");
-  EXPECT_EQ(s.Send({"x", {{"$.mid", "forged"}}, "", "", "", ""}).error().code, "bad_message");
-  ASSERT_TRUE(s.Send({"1", {}, "", "", "", ""}).ok());
-  ASSERT_TRUE(s.Send({"2", {}, "", "", "", ""}).ok());
-  EXPECT_EQ(s.Send({"3", {}, "", "", "", ""}).error().code, "queue_full");
-  EXPECT_EQ(s.pending(), 2u) << "queued while not started; nothing lost";
+  EXPECT_EQ(Send({"x", {{"$.mid", "forged"}}, "", "", "", "", ""}).error().code, "bad_message");
+  EXPECT_EQ(azure::CheckTelemetry("dev1", {"x", {}, "", "", "", "", ""}).error().code,
+            "bad_message")
+      << "a message needs an id";
+  ASSERT_TRUE(Send({"1", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"2", {}, "", "", "", "", ""}).ok());
+  EXPECT_EQ(s.window(), 0u) << "nothing is taken before the session is connected";
+  EXPECT_EQ(Pending(), 2u);
+}
+
+// A source that hands out whatever it is given, checked or not, and counts the asks.
+struct ListSource final : azure::TelemetrySource {
+  std::optional<azure::TelemetryMessage> NextTelemetry() override {
+    ++asks;
+    if (messages.empty()) return std::nullopt;
+    azure::TelemetryMessage m = std::move(messages.front());
+    messages.pop_front();
+    return m;
+  }
+  std::deque<azure::TelemetryMessage> messages;
+  int asks = 0;
+};
+
+TEST_F(DeviceSessionTest, TelemetryIsPulledOnlyWhenTheWindowHasRoom) {
+  config_.max_in_flight = 2;
+  auto& s = Make();
+  ListSource source;
+  for (int i = 0; i < 5; ++i)
+    source.messages.push_back({std::to_string(i), {}, "m" + std::to_string(i), "", "", "", ""});
+  s.SetTelemetrySource(&source);
+  EXPECT_EQ(source.asks, 0) << "not connected: nothing asked";
+  s.Start();
+  loop_.RunReady();
+  Accept();
+  auto sent = Telemetry(conn());
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(source.messages.size(), 3u) << "only what fits the window is taken";
+  const int asks = source.asks;
+  s.TelemetryReady();
+  EXPECT_EQ(source.asks, asks) << "a full window asks nothing";
+  conn().handler.OnPuback(sent[0].packet_id);
+  EXPECT_EQ(listener_.delivered, (std::vector<std::string>{"m0"}));
+  ASSERT_EQ(Telemetry(conn()).size(), 3u);
+  EXPECT_EQ(Telemetry(conn())[2].payload, "2");
+  EXPECT_EQ(source.messages.size(), 2u);
+}
+
+TEST_F(DeviceSessionTest, AMessageTheSourceShouldNotHaveGivenIsRefusedAndSkipped) {
+  auto& s = Connected();
+  ListSource source;
+  source.messages.push_back({"bad", {{"$.mid", "forged"}}, "m-bad", "", "", "", ""});
+  source.messages.push_back({"good", {}, "m-good", "", "", "", ""});
+  s.SetTelemetrySource(&source);
+  ASSERT_EQ(listener_.refused.size(), 1u);
+  EXPECT_EQ(listener_.refused[0].first, "m-bad");
+  EXPECT_EQ(listener_.refused[0].second.code, "bad_message");
+  const auto sent = Telemetry(conn());
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, "good");
 }
 
 TEST_F(DeviceSessionTest, InFlightWindowIsBoundedAndRefilledByPubacks) {
   config_.max_in_flight = 4;
   auto& s = Connected();
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(s.Send({std::to_string(i), {}, "", "", "", ""}).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Send({std::to_string(i), {}, "", "", "", "", ""}).ok());
   auto sent = Telemetry(conn());
   ASSERT_EQ(sent.size(), 4u);
   EXPECT_EQ(s.in_flight(), 4u);
   conn().handler.OnPuback(sent[1].packet_id);  // out of order is fine
   EXPECT_EQ(Telemetry(conn()).size(), 5u);
   EXPECT_EQ(listener_.delivered.size(), 1u);
-  EXPECT_EQ(s.pending(), 9u);
+  EXPECT_EQ(Pending(), 9u);
 }
 
 TEST_F(DeviceSessionTest, UnacknowledgedMessagesAreResentInOrderWithTheSameIdAfterALoss) {
   config_.max_in_flight = 3;
   auto& s = Connected();
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(s.Send({std::to_string(i), {}, "", "", "", ""}).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Send({std::to_string(i), {}, "", "", "", "", ""}).ok());
   auto first = Telemetry(conn());
   conn().handler.OnPuback(first[0].packet_id);
   Lose();
@@ -266,7 +329,7 @@ TEST_F(DeviceSessionTest, ExpiredFixedTokenIsAClearRefusal) {
 TEST_F(DeviceSessionTest, QuotaExhaustionIsRecognisedAndWaitsForMidnightUtc) {
   config_.quota_strikes = 3;
   auto& s = Connected();
-  ASSERT_TRUE(s.Send({"x", {}, "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"x", {}, "", "", "", "", ""}).ok());
   for (int strike = 0; strike < 3; ++strike) {
     ASSERT_EQ(s.state(), SessionState::kConnected);
     Lose("closed by the hub");  // the billable twin GET and telemetry got no answer
@@ -287,7 +350,7 @@ TEST_F(DeviceSessionTest, QuotaExhaustionIsRecognisedAndWaitsForMidnightUtc) {
   ASSERT_EQ(mqtt_.count(), attempts + 1);
   Accept();
   conn().handler.OnPuback(Telemetry(conn()).at(0).packet_id);
-  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(Pending(), 0u);
   EXPECT_EQ(s.quota_resume_wall_ms(), 0);
 }
 
@@ -309,11 +372,11 @@ TEST_F(DeviceSessionTest, RenewalDrainsInFlightWorkThenReconnectsWithANewToken) 
   auto& s = Connected();
   conn().handler.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())),
                            R"({"desired":{"$version":1},"reported":{"$version":1}})");
-  ASSERT_TRUE(s.Send({"a", {}, "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"a", {}, "", "", "", "", ""}).ok());
   const std::string first_password = conn().options.password;
   wall_.Advance(2'880'000);  // 80% of an hour
   loop_.Advance(1'000);
-  ASSERT_TRUE(s.Send({"b", {}, "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"b", {}, "", "", "", "", ""}).ok());
   EXPECT_EQ(Telemetry(conn()).size(), 1u) << "nothing new is sent while draining";
   const std::size_t before = mqtt_.count();
   conn().handler.OnPuback(Telemetry(conn())[0].packet_id);
@@ -330,7 +393,7 @@ TEST_F(DeviceSessionTest, RenewalDrainsInFlightWorkThenReconnectsWithANewToken) 
 
 TEST_F(DeviceSessionTest, RenewalResendsWhatTheDrainDidNotGetAcknowledgedWithTheSameId) {
   auto& s = Connected();
-  ASSERT_TRUE(s.Send({"a", {}, "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"a", {}, "", "", "", "", ""}).ok());
   const std::string topic = Telemetry(conn()).at(0).topic;
   const std::size_t before = mqtt_.count();
   wall_.Advance(2'880'000);
@@ -405,18 +468,18 @@ TEST_F(DeviceSessionTest, StopFromATimedOutRequestsCallbackIsSafe) {
 }
 
 TEST_F(DeviceSessionTest, SizeLimitCountsSystemPropertiesAndTheMessageId) {
-  auto& s = Connected();
+  Connected();
   azure::TelemetryMessage m;
   m.body = std::string(256 * 1024 - 10, 'x');
   m.message_id = std::string(20, 'i');
-  EXPECT_EQ(s.Send(m).error().code, "too_large");
+  EXPECT_EQ(Send(m).error().code, "too_large");
   m.body = "x";
   m.message_id = std::string(129, 'i');
-  EXPECT_EQ(s.Send(m).error().code, "bad_message");
+  EXPECT_EQ(Send(m).error().code, "bad_message");
   m.message_id.clear();
   m.properties = {{"big", std::string(30'000, '%')}};  // 90,000 bytes once percent-encoded
-  EXPECT_EQ(s.Send(m).error().code, "too_large") << "the MQTT topic limit";
-  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(Send(m).error().code, "too_large") << "the MQTT topic limit";
+  EXPECT_EQ(Pending(), 0u);
 }
 
 TEST_F(DeviceSessionTest, DesiredGapTriggersAFullGet) {
@@ -494,7 +557,7 @@ TEST_F(DeviceSessionTest, MethodRequestsAreParsedAndAnswered) {
 TEST_F(DeviceSessionTest, PubackTimeoutEndsADeadConnection) {
   config_.puback_timeout_ms = 10'000;
   auto& s = Connected();
-  ASSERT_TRUE(s.Send({"x", {}, "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"x", {}, "", "", "", "", ""}).ok());
   loop_.Advance(10'500);
   EXPECT_EQ(s.state(), SessionState::kBackingOff);
   EXPECT_NE(listener_.states.back().second.find("no PUBACK"), std::string::npos);

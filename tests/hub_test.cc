@@ -378,6 +378,19 @@ TEST_F(HubTest, RawDollarBagEqualsEncodedBag) {
   }
 }
 
+TEST_F(HubTest, CreationTimeAndSchemaAreSystemProperties) {
+  const std::string key = CreateDevice("dev1");
+  ASSERT_EQ(Connect(Conn(0), "dev1", key), AuthOutcome::kAccepted);
+  ASSERT_EQ(Pub(Conn(0), "dev1",
+                Telemetry("dev1", "%24.ctime=2023-11-14T22%3A13%3A20.000Z&%24.schema=v1"), "{}"),
+            PublishVerdict::kAccept);
+  const auto stored = Stored();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].system_properties["iothub-creation-time-utc"], "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(stored[0].system_properties["message-schema"], "v1");
+  EXPECT_EQ(stored[0].properties, Json::object());
+}
+
 TEST_F(HubTest, TelemetryWithoutTrailingSlashOrBag) {
   const std::string key = CreateDevice("dev1");
   ASSERT_EQ(Connect(Conn(0), "dev1", key), AuthOutcome::kAccepted);

@@ -43,7 +43,61 @@ bool ValidDeviceId(std::string_view id) {
   });
 }
 
+// The MQTT topic of `message` under `prefix` ("devices/{id}/messages/events/"), or why the hub
+// would refuse it.
+Result<std::string> TelemetryTopic(std::string_view prefix, const TelemetryMessage& message) {
+  for (const auto& p : message.properties) {
+    if (IsSystemProperty(p.name)) {
+      return MakeError(
+          "bad_message",
+          fmt::format("application property '{}' uses the reserved '$.' prefix", p.name));
+    }
+    if (p.name.empty()) return MakeError("bad_message", "an application property has no name");
+  }
+  if (message.message_id.empty()) return MakeError("bad_message", "the message has no id");
+  if (message.message_id.size() > kMaxMessageIdBytes) {
+    return MakeError("bad_message",
+                     fmt::format("message id is {} bytes; IoT Hub accepts at most {}",
+                                 message.message_id.size(), kMaxMessageIdBytes));
+  }
+  PropertyBag bag;
+  bag.push_back({std::string(kMessageId), message.message_id});
+  if (!message.content_type.empty()) {
+    bag.push_back({std::string(kContentType), message.content_type});
+  }
+  if (!message.content_encoding.empty()) {
+    bag.push_back({std::string(kContentEncoding), message.content_encoding});
+  }
+  if (!message.creation_time.empty()) {
+    bag.push_back({std::string(kCreationTime), message.creation_time});
+  }
+  if (!message.component.empty()) bag.push_back({std::string(kComponent), message.component});
+  for (const auto& p : message.properties) bag.push_back(p);
+  // Counted with the names of the system properties too, more than the hub counts (§5): a
+  // message the hub would refuse must never be sent, where it would block the window.
+  std::size_t size = message.body.size();
+  for (const auto& p : bag) size += p.name.size() + (p.value ? p.value->size() : 0);
+  if (size > kMaxTelemetryBytes) {
+    return MakeError("too_large", fmt::format("message is {} bytes with its properties; IoT Hub "
+                                              "accepts at most {}",
+                                              size, kMaxTelemetryBytes));
+  }
+  std::string topic = std::string(prefix) + EncodePropertyBag(bag);
+  if (topic.size() > kMaxTopicBytes) {
+    return MakeError("too_large", fmt::format("the encoded properties make a {}-byte MQTT topic; "
+                                              "MQTT allows at most {}",
+                                              topic.size(), kMaxTopicBytes));
+  }
+  return topic;
+}
+
 }  // namespace
+
+Status CheckTelemetry(std::string_view device_id, const TelemetryMessage& message) {
+  auto topic = TelemetryTopic("devices/" + std::string(device_id) + "/messages/events/", message);
+  if (!topic) return topic.error();
+  return Ok{};
+}
 
 std::string_view ToString(SessionState state) {
   switch (state) {
@@ -118,8 +172,6 @@ Result<std::unique_ptr<DeviceSession>> DeviceSession::Create(
   if (!(config.renew_at > 0.0 && config.renew_at < 1.0))
     return invalid("renew_at must be in (0, 1)");
   if (config.max_in_flight == 0) return invalid("max_in_flight must be at least 1");
-  if (config.max_queued < config.max_in_flight)
-    return invalid("max_queued must be >= max_in_flight");
   if (config.quota_strikes < 1) return invalid("quota_strikes must be at least 1");
   return std::unique_ptr<DeviceSession>(
       new DeviceSession(loop, connector, pacer, wall, random, std::move(config), listener));
@@ -137,8 +189,7 @@ DeviceSession::DeviceSession(EventLoop& loop, MqttConnector& connector, ConnectP
       listener_(listener),
       backoff_(config_.reconnect, random),
       topic_prefix_("devices/" + config_.device_id + "/messages/events/"),
-      c2d_prefix_("devices/" + config_.device_id + "/messages/devicebound"),
-      id_prefix_(HexEncode(RandomBytes(6))) {}
+      c2d_prefix_("devices/" + config_.device_id + "/messages/devicebound") {}
 
 DeviceSession::~DeviceSession() {
   if (tick_timer_ != 0) loop_.Cancel(tick_timer_);
@@ -185,55 +236,12 @@ void DeviceSession::SetState(SessionState state, std::string_view detail) {
   listener_.OnState(state, detail);
 }
 
-Result<std::string> DeviceSession::Send(TelemetryMessage message) {
-  for (const auto& p : message.properties) {
-    if (IsSystemProperty(p.name)) {
-      return MakeError(
-          "bad_message",
-          fmt::format("application property '{}' uses the reserved '$.' prefix", p.name));
-    }
-    if (p.name.empty()) return MakeError("bad_message", "an application property has no name");
-  }
-  if (message.message_id.size() > kMaxMessageIdBytes) {
-    return MakeError("bad_message",
-                     fmt::format("message id is {} bytes; IoT Hub accepts at most {}",
-                                 message.message_id.size(), kMaxMessageIdBytes));
-  }
-  if (outbox_.size() >= config_.max_queued) {
-    return MakeError("queue_full",
-                     fmt::format("{} messages are already waiting for the hub", outbox_.size()));
-  }
-  if (message.message_id.empty()) message.message_id = fmt::format("{}-{}", id_prefix_, next_id_++);
-  PropertyBag bag;
-  bag.push_back({std::string(kMessageId), message.message_id});
-  if (!message.content_type.empty()) {
-    bag.push_back({std::string(kContentType), message.content_type});
-  }
-  if (!message.content_encoding.empty()) {
-    bag.push_back({std::string(kContentEncoding), message.content_encoding});
-  }
-  if (!message.component.empty()) bag.push_back({std::string(kComponent), message.component});
-  for (auto& p : message.properties) bag.push_back(std::move(p));
-  // The hub counts the body and every property, system ones included; a message it would
-  // refuse must not enter the queue, where it would block everything behind it.
-  std::size_t size = message.body.size();
-  for (const auto& p : bag) size += p.name.size() + (p.value ? p.value->size() : 0);
-  if (size > kMaxTelemetryBytes) {
-    return MakeError("too_large", fmt::format("message is {} bytes with its properties; IoT Hub "
-                                              "accepts at most {}",
-                                              size, kMaxTelemetryBytes));
-  }
-  std::string topic = topic_prefix_ + EncodePropertyBag(bag);
-  if (topic.size() > kMaxTopicBytes) {
-    return MakeError("too_large", fmt::format("the encoded properties make a {}-byte MQTT topic; "
-                                              "MQTT allows at most {}",
-                                              topic.size(), kMaxTopicBytes));
-  }
-  outbox_.push_back(Outgoing{std::move(topic), std::move(message.body), message.message_id, false});
-  if (next_unsent_ == outbox_.end()) next_unsent_ = std::prev(outbox_.end());
+void DeviceSession::SetTelemetrySource(TelemetrySource* source) {
+  source_ = source;
   Pump();
-  return outbox_.back().message_id;
 }
+
+void DeviceSession::TelemetryReady() { Pump(); }
 
 DeviceSession::TwinRequest DeviceSession::MakeTwinRequest(TwinKind kind, Json patch,
                                                           TwinCallback on_twin,
@@ -374,7 +382,7 @@ void DeviceSession::DropConnection() {
   }
   connack_ = false;
   in_flight_.clear();
-  next_unsent_ = outbox_.begin();
+  next_unsent_ = window_.begin();
   for (auto& r : twin_requests_) {
     r.rid.clear();
     if (r.kind == TwinKind::kInternalGet && r.retry_timer != 0) loop_.Cancel(r.retry_timer);
@@ -489,14 +497,37 @@ void DeviceSession::OnTick() {
   }
 }
 
+bool DeviceSession::TakeFromSource() {
+  while (source_ != nullptr) {
+    std::optional<TelemetryMessage> next = source_->NextTelemetry();
+    if (!next) return false;
+    auto topic = TelemetryTopic(topic_prefix_, *next);
+    if (!topic) {
+      listener_.OnTelemetryRefused(next->message_id, topic.error());
+      continue;
+    }
+    window_.push_back(Outgoing{std::move(topic).value(), std::move(next->body),
+                               std::move(next->message_id), false});
+    next_unsent_ = std::prev(window_.end());
+    return true;
+  }
+  return false;
+}
+
 void DeviceSession::Pump() {
-  if (!connack_ || renewing_) return;
-  while (in_flight_.size() < config_.max_in_flight && next_unsent_ != outbox_.end()) {
+  // The source and the listener may call back in (TelemetryReady, Stop): one pump at a time,
+  // and the connection checked again after every call out.
+  if (pumping_) return;
+  pumping_ = true;
+  while (connack_ && !renewing_ && in_flight_.size() < config_.max_in_flight) {
+    if (next_unsent_ == window_.end() && !TakeFromSource()) break;
+    if (!connack_ || next_unsent_ == window_.end()) break;
     auto sent = connection_->Publish(next_unsent_->topic, next_unsent_->body, 1);
-    if (!sent) return;  // the connection is failing; its loss event follows
+    if (!sent) break;  // the connection is failing; its loss event follows
     if (in_flight_.contains(sent.value())) {
       // libmosquitto's 16-bit packet ids wrapped around a message still unacknowledged:
       // its PUBACK could no longer be told apart. Start afresh.
+      pumping_ = false;
       ConnectionEnded("packet id reused while still in flight", false);
       return;
     }
@@ -507,13 +538,14 @@ void DeviceSession::Pump() {
     billable_this_connection_ = true;
     ++next_unsent_;
   }
+  pumping_ = false;
 }
 
 void DeviceSession::OnPuback(int packet_id) {
   const auto it = in_flight_.find(packet_id);
   if (it == in_flight_.end()) return;  // a QoS 0 publish (twin request, method response)
   std::string message_id = std::move(it->second.message->message_id);
-  outbox_.erase(it->second.message);
+  window_.erase(it->second.message);
   in_flight_.erase(it);
   ++counters_.delivered;
   HubAnswered();

@@ -4,10 +4,13 @@
 // SAS renewal before expiry, reconnects with capped jittered backoff, and a distinct state
 // when the daily quota is exhausted (§5), which resumes at 00:00 UTC.
 //
-// Delivery contract: a telemetry message accepted by Send() stays queued until the hub
-// acknowledges it, across reconnects and renewals; after a connection ends with messages
-// unacknowledged they are sent again with the same message id ($.mid), so a consumer that
-// deduplicates on message id sees each exactly once.
+// Delivery contract: the session keeps no telemetry queue of its own. It pulls the next
+// message from its TelemetrySource whenever its in-flight window has room, and reports each
+// acknowledgement by message id (SessionListener::OnDelivered). A message it has taken stays
+// in its window until the hub acknowledges it, across reconnects and renewals; after a
+// connection ends with messages unacknowledged they are sent again, first and in order, with
+// the same message id ($.mid), so a consumer that deduplicates on message id sees each
+// exactly once.
 //
 // Not thread-safe: the session, its listener callbacks and the MqttConnector all live on one
 // EventLoop thread. Hundreds of sessions can share that loop and one ConnectPacer.
@@ -56,9 +59,8 @@ struct DeviceSessionConfig {
   int keepalive_s = 120;
   std::int64_t connect_timeout_ms = 15'000;  // TCP + TLS + CONNACK
   std::int64_t token_ttl_s = 3600;
-  double renew_at = 0.8;            // renew when this fraction of the token's life has passed
-  std::size_t max_in_flight = 16;   // unacknowledged telemetry publishes at once
-  std::size_t max_queued = 10'000;  // telemetry waiting or in flight; Send() refuses beyond
+  double renew_at = 0.8;           // renew when this fraction of the token's life has passed
+  std::size_t max_in_flight = 16;  // unacknowledged telemetry publishes at once
   std::int64_t puback_timeout_ms = 60'000;  // then the connection is considered dead
   std::int64_t twin_timeout_ms = 30'000;
   std::int64_t drain_timeout_ms = 5'000;  // renewal waits this long for acknowledgements
@@ -92,10 +94,31 @@ std::string_view ToString(SessionState state);
 struct TelemetryMessage {
   std::string body;
   PropertyBag properties;        // application properties (no "$." names)
-  std::string message_id;        // generated when empty
+  std::string message_id;        // required: acknowledgements and resends refer to it
   std::string content_type;      // e.g. "application/json"
   std::string content_encoding;  // e.g. "utf-8"
   std::string component;         // IoT Plug and Play component ($.sub)
+  std::string creation_time;     // iothub-creation-time-utc (ISO 8601), optional
+};
+
+// Whether device `device_id` can send `message` as it is, so that a producer refuses it
+// before making it durable. Errors: "too_large" (over 256 KB with all properties, or an MQTT
+// topic over 64 KB), "bad_message" (no message id or one over 128 bytes, a "$." or empty
+// application property name). Thread-safe (pure).
+Status CheckTelemetry(std::string_view device_id, const TelemetryMessage& message);
+
+// Where a session's telemetry comes from: its owner's queue (in the connector, the durable
+// outbox). The session calls NextTelemetry() on its loop whenever it is connected and its
+// in-flight window has room; the owner calls DeviceSession::TelemetryReady() when it has
+// something new. A message handed out is the session's to send, resend and acknowledge
+// (OnDelivered) or refuse (OnTelemetryRefused) for as long as the session lives; a new
+// session starts with an empty window, so a source that outlives a session hands its
+// unacknowledged messages out again.
+class TelemetrySource {
+ public:
+  virtual ~TelemetrySource() = default;
+  // The next message to send, or nullopt when there is none now.
+  virtual std::optional<TelemetryMessage> NextTelemetry() = 0;
 };
 
 struct CloudMessage {
@@ -130,7 +153,10 @@ class SessionListener {
   virtual ~SessionListener() = default;
   // `detail` says why (e.g. the connection error, or when the quota resumes).
   virtual void OnState(SessionState /*state*/, std::string_view /*detail*/) {}
+  // The hub acknowledged the telemetry message (its PUBACK).
   virtual void OnDelivered(std::string_view /*message_id*/) {}
+  // A message the source handed out cannot be sent (CheckTelemetry's errors); it is dropped.
+  virtual void OnTelemetryRefused(std::string_view /*message_id*/, const Error& /*why*/) {}
   virtual void OnCloudMessage(const CloudMessage& /*message*/) {}
   // Desired properties changed: a merge patch, in version order, exactly once.
   virtual void OnDesired(const DesiredTracker::Change& /*change*/) {}
@@ -156,25 +182,30 @@ class DeviceSession final : private MqttHandler {
   DeviceSession& operator=(const DeviceSession&) = delete;
 
   void Start();
-  // Closes the connection. Queued telemetry stays queued (see pending()).
+  // Closes the connection. Unacknowledged telemetry stays in the window (see window()) and is
+  // resent after the next Start().
   void Stop();
 
-  // Queues telemetry. Errors: "too_large" (over 256 KB with all properties, or an MQTT topic
-  // over 64 KB), "queue_full", "bad_message" (a "$." application property name, a message id
-  // over 128 bytes). Returns the message id.
-  Result<std::string> Send(TelemetryMessage message);
+  // Where telemetry is pulled from (none: the session sends none). Must outlive the session
+  // or be replaced first.
+  void SetTelemetrySource(TelemetrySource* source);
+  // The source has new messages: pull while the window has room.
+  void TelemetryReady();
   // The full twin ({"desired":..,"reported":..}). Requests made while disconnected wait for
   // the connection; the timeout counts from when the request is sent.
   void GetTwin(TwinCallback done);
   // Patches reported properties (null deletes). Resent after reconnects until answered;
-  // timeouts, 429 and 5xx answers are retried up to six attempts in all.
+  // timeouts, 429 and 5xx answers are retried up to six attempts in all. `done` runs exactly
+  // once: with the new version, or with the error the session gave up on ("timeout",
+  // "throttled", "server_error", "twin_rejected", "stopped"), so the caller can retry from
+  // its own durable state.
   void UpdateReported(Json patch, ReportedCallback done);
   // Answers a direct method. `payload` must be JSON text or empty.
   Status RespondMethod(std::string_view request_id, int status, std::string_view payload);
 
   SessionState state() const { return state_; }
   const SessionCounters& counters() const { return counters_; }
-  std::size_t pending() const { return outbox_.size(); }  // telemetry not yet acknowledged
+  std::size_t window() const { return window_.size(); }  // taken, not yet acknowledged
   std::size_t in_flight() const { return in_flight_.size(); }
   const DesiredTracker& desired() const { return desired_; }
   const std::string& device_id() const { return config_.device_id; }
@@ -222,6 +253,8 @@ class DeviceSession final : private MqttHandler {
   void ScheduleReconnect(std::int64_t delay_ms, SessionState state, std::string_view detail);
   void OnTick();
   void Pump();
+  // Takes the next sendable message from the source into the window; false when none.
+  bool TakeFromSource();
   static TwinRequest MakeTwinRequest(TwinKind kind, Json patch, TwinCallback on_twin,
                                      ReportedCallback on_reported);
   void SendTwinRequests();
@@ -250,12 +283,11 @@ class DeviceSession final : private MqttHandler {
   Backoff backoff_;
   std::string topic_prefix_;  // "devices/{id}/messages/events/"
   std::string c2d_prefix_;    // "devices/{id}/messages/devicebound/"
-  std::string id_prefix_;     // random per session, for generated message ids
-  std::uint64_t next_id_ = 1;
 
   SessionState state_ = SessionState::kStopped;
   std::unique_ptr<MqttConnection> connection_;
   bool connack_ = false;            // the current connection is accepted
+  bool pumping_ = false;            // Pump() is running (the source may call back in)
   bool renewing_ = false;           // draining before a token renewal
   std::int64_t connected_ms_ = 0;   // loop time of the CONNACK
   std::int64_t renew_wall_ms_ = 0;  // wall time at which to renew the token
@@ -269,8 +301,11 @@ class DeviceSession final : private MqttHandler {
   EventLoop::TimerId reconnect_timer_ = 0;
   ConnectPacer::Ticket pacer_ticket_ = 0;
 
-  std::list<Outgoing> outbox_;  // oldest first; in flight ones are at the front
-  std::list<Outgoing>::iterator next_unsent_ = outbox_.end();
+  TelemetrySource* source_ = nullptr;
+  // Taken from the source and not yet acknowledged (at most max_in_flight), oldest first;
+  // the ones sent on the current connection are at the front.
+  std::list<Outgoing> window_;
+  std::list<Outgoing>::iterator next_unsent_ = window_.end();
   std::unordered_map<int, InFlight> in_flight_;  // by packet id
 
   std::list<TwinRequest> twin_requests_;

@@ -42,6 +42,7 @@ inline constexpr std::string_view kExpiryTime = "$.exp";
 inline constexpr std::string_view kTo = "$.to";
 inline constexpr std::string_view kUserId = "$.uid";
 inline constexpr std::string_view kComponent = "$.sub";
+inline constexpr std::string_view kCreationTime = "$.ctime";  // iothub-creation-time-utc
 
 // True for names starting with "$." (system properties).
 bool IsSystemProperty(std::string_view name);

@@ -25,6 +25,8 @@ std::string SystemPropertyName(std::string_view key) {
       {"$.to", "to"},
       {"$.uid", "user-id"},
       {"$.sub", "dt-subject"},
+      {"$.ctime", "iothub-creation-time-utc"},
+      {"$.schema", "message-schema"},
       {"$.ifid", "iothub-interface-id"}};
   auto it = kNames.find(key);
   return it == kNames.end() ? std::string(key) : std::string(it->second);

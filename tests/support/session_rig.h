@@ -20,6 +20,7 @@
 #include "common/event_loop.h"
 #include "common/random.h"
 #include "support/emulator_fixture.h"
+#include "support/telemetry_queue.h"
 
 namespace iothub::testing {
 
@@ -30,6 +31,9 @@ struct RecordingListener final : azure::SessionListener {
     if (on_state) on_state(state);
   }
   void OnDelivered(std::string_view id) override { delivered.emplace_back(id); }
+  void OnTelemetryRefused(std::string_view id, const Error& why) override {
+    refused.emplace_back(std::string(id), why);
+  }
   void OnCloudMessage(const azure::CloudMessage& m) override { cloud.push_back(m); }
   void OnDesired(const azure::DesiredTracker::Change& c) override { desired.push_back(c); }
   void OnMethod(const azure::MethodRequest& r) override {
@@ -46,6 +50,7 @@ struct RecordingListener final : azure::SessionListener {
 
   std::vector<std::pair<azure::SessionState, std::string>> states;
   std::vector<std::string> delivered;
+  std::vector<std::pair<std::string, Error>> refused;
   std::vector<azure::CloudMessage> cloud;
   std::vector<azure::DesiredTracker::Change> desired;
   std::vector<azure::MethodRequest> methods;
@@ -95,9 +100,19 @@ class SessionRig {
       std::fprintf(stderr, "session: %s\n", session.error().message.c_str());
       std::abort();
     }
-    sessions_.push_back({std::move(listener), std::move(session).value()});
+    auto queue = std::make_unique<TelemetryQueue>();
+    session.value()->SetTelemetrySource(queue.get());
+    sessions_.push_back({std::move(listener), std::move(queue), std::move(session).value()});
     if (start) sessions_.back().session->Start();
     return *sessions_.back().session;
+  }
+  // Queues telemetry for `session` (one of this rig's), as its owner would.
+  Result<std::string> Send(azure::DeviceSession& session, azure::TelemetryMessage message) {
+    return EntryOf(session).queue->Send(session, std::move(message));
+  }
+  // Telemetry of `session` not yet acknowledged: queued or in its window.
+  std::size_t Pending(const azure::DeviceSession& session) {
+    return EntryOf(session).queue->waiting() + session.window();
   }
   RecordingListener& listener(std::size_t i = 0) { return *sessions_.at(i).listener; }
   azure::DeviceSession& session(std::size_t i = 0) { return *sessions_.at(i).session; }
@@ -117,8 +132,16 @@ class SessionRig {
  private:
   struct Entry {
     std::unique_ptr<RecordingListener> listener;
+    std::unique_ptr<TelemetryQueue> queue;
     std::unique_ptr<azure::DeviceSession> session;
   };
+  Entry& EntryOf(const azure::DeviceSession& session) {
+    for (auto& e : sessions_) {
+      if (e.session.get() == &session) return e;
+    }
+    std::fprintf(stderr, "SessionRig: not one of this rig's sessions\n");
+    std::abort();
+  }
   const EmulatorInfo& info_;
   SystemClock system_clock_;
   OffsetClock wall_;
