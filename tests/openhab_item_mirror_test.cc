@@ -93,6 +93,20 @@ TEST_F(ItemMirrorTest, FirstSyncReportsEveryItemThenEventsReportChanges) {
   EXPECT_EQ(recorder_.connection.back(), "up: synchronised 2 items");
 }
 
+TEST_F(ItemMirrorTest, DestroyedWhileItsResyncIsInFlightHearsNothingMore) {
+  Recorder recorder;
+  auto mirror =
+      std::make_unique<ItemMirror>(loop_, streamer_, rest_, random_, MirrorConfig{}, recorder);
+  mirror->Start();
+  streamer_.OpenLast();
+  loop_.RunReady();
+  ASSERT_EQ(http_.unanswered(), 1u) << "the resync GET is in flight";
+  mirror.reset();
+  http_.ReplyNext(200, Items({{"Lamp", "ON"}}));
+  loop_.RunReady();  // before the fix: OnResync ran on the destroyed mirror (heap-use-after-free)
+  EXPECT_TRUE(recorder.log.empty());
+}
+
 TEST_F(ItemMirrorTest, EventsDuringTheResyncAreAppliedAfterItOnce) {
   mirror_.Start();
   streamer_.OpenLast();

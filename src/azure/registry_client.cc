@@ -325,9 +325,7 @@ RegistryClient::~RegistryClient() {
 }
 
 void RegistryClient::Defer(std::function<void()> task) {
-  loop_.Post([alive = std::weak_ptr<int>(alive_), task = std::move(task)] {
-    if (!alive.expired()) task();
-  });
+  loop_.Post(liveness_.Guard(std::move(task)));
 }
 
 Result<std::string> RegistryClient::Authorization() {
@@ -375,11 +373,9 @@ void RegistryClient::Attempt(const std::shared_ptr<Call>& call) {
   }
   request.headers.insert(request.headers.end(), call->extra.begin(), call->extra.end());
   request.body = call->body;
-  http_.Send(std::move(request),
-             [this, alive = std::weak_ptr<int>(alive_), call](Result<HttpResponse> result) {
-               if (alive.expired()) return;
-               OnAttemptDone(call, std::move(result));
-             });
+  http_.Send(std::move(request), liveness_.Guard([this, call](Result<HttpResponse> result) {
+    OnAttemptDone(call, std::move(result));
+  }));
 }
 
 void RegistryClient::OnAttemptDone(const std::shared_ptr<Call>& call, Result<HttpResponse> result) {

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "common/http_client.h"
+#include "common/liveness.h"
 #include "common/random.h"
 #include "common/result.h"
 
@@ -134,9 +135,8 @@ class RegistryClient {
   std::string token_;  // cached SAS token, valid until token_expiry_s_
   std::int64_t token_expiry_s_ = 0;
   std::unordered_map<const Call*, EventLoop::TimerId> retry_timers_;  // cancelled on destruction
-  // Shared only as a liveness token: HTTP completions and posted tasks hold a weak_ptr and
-  // drop themselves once the client is gone.
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  // HTTP completions and posted tasks drop themselves once the client is gone.
+  Liveness liveness_;
 };
 
 }  // namespace iothub::azure

@@ -145,8 +145,8 @@ void HttplibClient::WorkerMain() {
       queue_.pop_front();
     }
     Result<HttpResponse> result = Perform(job.request);
-    loop_.Post([alive = alive_weak_, done = std::move(job.done), result = std::move(result)] {
-      if (alive.expired()) return;
+    loop_.Post([watch = watch_, done = std::move(job.done), result = std::move(result)] {
+      if (!watch.alive()) return;
       done(result);
     });
   }

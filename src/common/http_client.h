@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/event_loop.h"
+#include "common/liveness.h"
 #include "common/result.h"
 
 namespace httplib {
@@ -95,11 +96,10 @@ class HttplibClient final : public HttpClient {
 
   EventLoop& loop_;
   const HttpClientConfig config_;
-  // Shared only as a liveness token: completions posted to the loop hold a weak_ptr (copied
-  // from alive_weak_, which the worker may read) and drop themselves once this object, and so
-  // the token, is gone. Both are checked and destroyed on the loop thread only.
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
-  const std::weak_ptr<int> alive_weak_ = alive_;
+  // Completions posted to the loop drop themselves once this object is gone. The worker
+  // copies `watch_` (made once, read-only) into them; they check it on the loop thread.
+  Liveness liveness_;
+  const Liveness::Watch watch_ = liveness_.watch();
   std::unique_ptr<httplib::ClientImpl> client_;  // used by the worker; stop() by the destructor
 
   std::mutex mutex_;

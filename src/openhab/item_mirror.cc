@@ -64,8 +64,9 @@ void ItemMirror::Connect() {
     ++counters_.connects;
     // Events from now on are buffered until the snapshot is applied: the GET runs after the
     // stream is open, so no change can fall between the two.
-    rest_.GetItems(
-        [this, generation](Result<ItemList> list) { OnResync(std::move(list), generation); });
+    // The answer may come after this mirror is gone (destroyed mid-resync): guarded.
+    rest_.GetItems(liveness_.Guard(
+        [this, generation](Result<ItemList> list) { OnResync(std::move(list), generation); }));
   };
   handlers.on_data = [this, generation](const std::string& chunk) {
     if (generation != generation_) return;

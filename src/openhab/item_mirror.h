@@ -15,6 +15,7 @@
 #include "common/backoff.h"
 #include "common/event_loop.h"
 #include "common/http_stream.h"
+#include "common/liveness.h"
 #include "common/random.h"
 #include "openhab/event.h"
 #include "openhab/item.h"
@@ -107,6 +108,7 @@ class ItemMirror final : private SseHandler {
   EventLoop::TimerId reconnect_timer_ = 0;
   std::map<std::string, Item> items_;
   MirrorCounters counters_;
+  Liveness liveness_;  // last: REST answers check it before touching the members above
 };
 
 }  // namespace iothub::openhab
