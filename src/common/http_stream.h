@@ -3,11 +3,9 @@
 // event loop; tests use a fake. Handlers always run on the loop thread.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "common/event_loop.h"
 #include "common/http_client.h"
@@ -38,16 +36,29 @@ class HttpStreamer {
   virtual std::unique_ptr<HttpStreamHandle> Open(HttpRequest request, StreamHandlers handlers) = 0;
 };
 
+class StreamReaper;
+
 // cpp-httplib, one thread per open stream. Loop thread only (Open and handle destruction).
+// Destroying a handle never blocks the loop: it interrupts the stream and hands its thread
+// to the streamer, which joins it once it has ended (a connect in progress ends within
+// connect_timeout_ms). Handles must be destroyed before the streamer; the streamer's own
+// destructor waits for the threads still ending (at most about connect_timeout_ms), and must
+// run before the loop is destroyed.
 class HttplibStreamer final : public HttpStreamer {
  public:
-  HttplibStreamer(EventLoop& loop, HttpClientConfig config)
-      : loop_(loop), config_(std::move(config)) {}
+  HttplibStreamer(EventLoop& loop, HttpClientConfig config);
+  ~HttplibStreamer() override;
+  HttplibStreamer(const HttplibStreamer&) = delete;
+  HttplibStreamer& operator=(const HttplibStreamer&) = delete;
+
   std::unique_ptr<HttpStreamHandle> Open(HttpRequest request, StreamHandlers handlers) override;
+  // Threads of closed streams not yet ended (for tests and metrics).
+  std::size_t ending() const;
 
  private:
   EventLoop& loop_;
   HttpClientConfig config_;
+  std::unique_ptr<StreamReaper> reaper_;
 };
 
 }  // namespace iothub
