@@ -158,7 +158,9 @@ TEST(ConnectorCli, InspectFollowsChangesUntilStopped) {
 TEST(ConnectorCli, InspectExplainsBadUrlsAndUnreachableServers) {
   const Output bad = Connector("inspect --once --openhab ftp://x");
   EXPECT_EQ(bad.status, 2);
-  EXPECT_NE(bad.out.find("--openhab must look like http://HOST[:PORT]"), std::string::npos);
+  EXPECT_NE(bad.out.find("--openhab: the openHAB URL must look like http://HOST[:PORT]"),
+            std::string::npos)
+      << bad.out;
   const Output down = Connector("inspect --once --openhab http://127.0.0.1:1");
   EXPECT_EQ(down.status, 1);
   EXPECT_NE(down.out.find("cannot reach openHAB at http://127.0.0.1:1"), std::string::npos)

@@ -20,10 +20,12 @@ struct Recorder final : MirrorListener {
   void OnItemAdded(const Item& item) override { log.push_back("added " + item.name); }
   void OnItemRemoved(const std::string& name) override { log.push_back("removed " + name); }
   void OnItemUpdated(const Item& item) override { log.push_back("updated " + item.name); }
-  void OnStateChanged(const Item& item, const std::string& old, ChangeSource source) override {
-    log.push_back(fmt::format("{} {}->{} ({})", item.name, old, item.state,
-                              source == ChangeSource::kEvent ? "event" : "resync"));
+  void OnStateChanged(const Item& item, const StateChange& change) override {
+    log.push_back(fmt::format("{} {}->{} ({})", item.name, change.old_text, item.state,
+                              change.source == ChangeSource::kEvent ? "event" : "resync"));
+    changes.push_back(change);
   }
+  void OnServerInfo(const ServerInfo& info) override { servers.push_back(info.runtime_version); }
   void OnCommand(const std::string& item, const std::string&, const std::string& value) override {
     log.push_back("command " + item + " " + value);
   }
@@ -34,7 +36,11 @@ struct Recorder final : MirrorListener {
   std::vector<std::string> log;
   std::vector<std::string> connection;
   std::vector<std::string> problems;
+  std::vector<StateChange> changes;
+  std::vector<std::string> servers;
 };
+
+constexpr char kServerInfo[] = R"({"version":"8","runtimeInfo":{"version":"4.3.0"}})";
 
 std::string StateChanged(const std::string& item, const std::string& type, const std::string& value,
                          const std::string& old) {
@@ -60,8 +66,25 @@ class ItemMirrorTest : public ::testing::Test {
         rest_(loop_, http_, {.token = "oh.t.x"}),
         mirror_(loop_, streamer_, rest_, random_, MirrorConfig{}, recorder_) {}
 
+  // Starts the mirror and answers its first server-info GET.
+  void Start() {
+    mirror_.Start();
+    AnswerServerInfo();
+  }
+  // Answers the GET /rest/ that begins every connect, if one is waiting.
+  void AnswerServerInfo() {
+    const auto& requests = http_.requests();
+    for (std::size_t i = answered_info_; i < requests.size(); ++i) {
+      if (requests[i].path != "/rest/") continue;
+      http_.Reply(i, 200, kServerInfo);
+      answered_info_ = i + 1;
+      loop_.RunReady();
+      return;
+    }
+  }
   // Opens the current stream and answers its resync with `items`.
   void OpenAndSync(const std::string& items) {
+    AnswerServerInfo();
     streamer_.OpenLast();
     loop_.RunReady();
     http_.ReplyNext(200, items);
@@ -75,14 +98,17 @@ class ItemMirrorTest : public ::testing::Test {
   RestClient rest_;
   Recorder recorder_;
   ItemMirror mirror_;
+  std::size_t answered_info_ = 0;
 };
 
 TEST_F(ItemMirrorTest, FirstSyncReportsEveryItemThenEventsReportChanges) {
-  mirror_.Start();
+  Start();
   ASSERT_EQ(streamer_.streams.size(), 1u);
   const HttpRequest& request = streamer_.last().request;
   EXPECT_EQ(request.path, "/rest/events?topics=" + ClientTopicFilter());
-  EXPECT_EQ(http_.requests().size(), 0u) << "the resync waits for the stream to be open";
+  EXPECT_EQ(http_.requests().size(), 1u) << "the resync waits for the stream to be open";
+  EXPECT_EQ(http_.requests()[0].path, "/rest/");
+  EXPECT_EQ(recorder_.servers, (std::vector<std::string>{"4.3.0"}));
   OpenAndSync(Items({{"Lamp", "OFF"}, {"Fan", "ON"}}));
   EXPECT_TRUE(mirror_.synced());
   streamer_.Send(StateChanged("Lamp", "OnOff", "ON", "OFF"));
@@ -91,6 +117,13 @@ TEST_F(ItemMirrorTest, FirstSyncReportsEveryItemThenEventsReportChanges) {
             (std::vector<std::string>{"added Lamp", "added Fan", "Lamp OFF->ON (event)"}))
       << "in the order openHAB lists them";
   EXPECT_EQ(recorder_.connection.back(), "up: synchronised 2 items");
+  ASSERT_EQ(recorder_.changes.size(), 1u);
+  const StateChange& change = recorder_.changes[0];
+  EXPECT_EQ(change.value.kind, StateKind::kOnOff) << "typed, not text";
+  EXPECT_EQ(change.value.word, Word::kOn);
+  EXPECT_EQ(change.old_value.word, Word::kOff);
+  EXPECT_EQ(change.value_type, "OnOff");
+  EXPECT_EQ(change.changed_ms, 0) << "this event carries no change time";
 }
 
 TEST_F(ItemMirrorTest, DestroyedWhileItsResyncIsInFlightHearsNothingMore) {
@@ -98,6 +131,7 @@ TEST_F(ItemMirrorTest, DestroyedWhileItsResyncIsInFlightHearsNothingMore) {
   auto mirror =
       std::make_unique<ItemMirror>(loop_, streamer_, rest_, random_, MirrorConfig{}, recorder);
   mirror->Start();
+  AnswerServerInfo();
   streamer_.OpenLast();
   loop_.RunReady();
   ASSERT_EQ(http_.unanswered(), 1u) << "the resync GET is in flight";
@@ -108,7 +142,7 @@ TEST_F(ItemMirrorTest, DestroyedWhileItsResyncIsInFlightHearsNothingMore) {
 }
 
 TEST_F(ItemMirrorTest, EventsDuringTheResyncAreAppliedAfterItOnce) {
-  mirror_.Start();
+  Start();
   streamer_.OpenLast();
   loop_.RunReady();
   // Two changes arrive while the GET is in flight; the GET saw the first but not the second.
@@ -121,22 +155,26 @@ TEST_F(ItemMirrorTest, EventsDuringTheResyncAreAppliedAfterItOnce) {
 }
 
 TEST_F(ItemMirrorTest, AReconnectReportsExactlyWhatWasMissed) {
-  mirror_.Start();
+  Start();
   OpenAndSync(Items({{"Lamp", "OFF"}, {"Fan", "ON"}, {"Old", "ON"}}));
   recorder_.log.clear();
   streamer_.End(MakeError("http_transport", "connection reset"));
   EXPECT_TRUE(streamer_.last().closed);
   EXPECT_NE(recorder_.connection.back().find("connection reset"), std::string::npos);
   loop_.Advance(1'000);  // the backoff
+  AnswerServerInfo();
   ASSERT_EQ(streamer_.streams.size(), 2u);
   OpenAndSync(Items({{"Lamp", "ON"}, {"Fan", "ON"}, {"New", "OFF"}}));
   EXPECT_EQ(recorder_.log,
             (std::vector<std::string>{"Lamp OFF->ON (resync)", "added New", "removed Old"}));
+  ASSERT_EQ(recorder_.changes.size(), 1u);
+  EXPECT_EQ(recorder_.changes[0].value.word, Word::kOn) << "typed by the item's type";
+  EXPECT_EQ(recorder_.changes[0].value_type, "");
   EXPECT_EQ(mirror_.counters().resyncs, 2);
 }
 
 TEST_F(ItemMirrorTest, ASilentStreamIsReplaced) {
-  mirror_.Start();
+  Start();
   OpenAndSync(Items({{"Lamp", "OFF"}}));
   loop_.Advance(14'000);
   EXPECT_EQ(mirror_.counters().stalls, 0) << "10 s interval + 5 s margin";
@@ -144,18 +182,19 @@ TEST_F(ItemMirrorTest, ASilentStreamIsReplaced) {
   EXPECT_EQ(mirror_.counters().stalls, 1);
   EXPECT_TRUE(streamer_.streams[0]->closed);
   loop_.Advance(1'000);
+  AnswerServerInfo();
   EXPECT_EQ(streamer_.streams.size(), 2u);
 }
 
 TEST_F(ItemMirrorTest, RefusalsAndGarbageAreReportedAndRetried) {
-  mirror_.Start();
+  Start();
   streamer_.OpenLast(401);
   HttpResponse refused;
   refused.status = 401;
   refused.body = R"({"error":{"message":"Invalid credentials","http-code":401}})";
   streamer_.End(refused);
   EXPECT_NE(recorder_.connection.back().find("Invalid credentials"), std::string::npos);
-  EXPECT_EQ(http_.requests().size(), 0u);
+  EXPECT_EQ(http_.requests().size(), 1u) << "the server info only: no resync";
   loop_.Advance(1'000);
   OpenAndSync(Items({{"Lamp", "OFF"}}));
   streamer_.Send("data: {not json\n\n");
@@ -168,7 +207,7 @@ TEST_F(ItemMirrorTest, RefusalsAndGarbageAreReportedAndRetried) {
 }
 
 TEST_F(ItemMirrorTest, ItemLifecycleAndCommandEvents) {
-  mirror_.Start();
+  Start();
   OpenAndSync(Items({{"Lamp", "OFF"}}));
   const Json item = {{"type", "Dimmer"}, {"name", "Dim"}, {"label", "Dimmer"}};
   auto event = [](const std::string& topic, const std::string& payload, const std::string& type) {

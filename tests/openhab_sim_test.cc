@@ -12,6 +12,7 @@
 #include <map>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/event_loop.h"
 #include "common/http_stream.h"
 #include "common/httplib_client.h"
@@ -81,9 +82,10 @@ struct Recorder final : MirrorListener {
   void OnItemAdded(const Item& item) override { added.push_back(item.name); }
   void OnItemRemoved(const std::string& name) override { removed.push_back(name); }
   void OnItemUpdated(const Item& item) override { updated.push_back(item.name + ":" + item.label); }
-  void OnStateChanged(const Item& item, const std::string&, ChangeSource source) override {
+  void OnStateChanged(const Item& item, const StateChange& change) override {
     changes.push_back(item.name + "=" + item.state +
-                      (source == ChangeSource::kResync ? " (resync)" : ""));
+                      (change.source == ChangeSource::kResync ? " (resync)" : ""));
+    typed.emplace_back(item.name, change);
   }
   void OnCommand(const std::string& item, const std::string&, const std::string& value) override {
     commands.push_back(item + " " + value);
@@ -96,6 +98,7 @@ struct Recorder final : MirrorListener {
     return static_cast<std::size_t>(std::count(changes.begin(), changes.end(), change));
   }
   std::vector<std::string> added, removed, updated, changes, commands, connection, problems;
+  std::vector<std::pair<std::string, StateChange>> typed;
 };
 
 // A mirror on the client's loop, started and synchronised.
@@ -139,6 +142,38 @@ TEST(OpenHabSimTest, ReportsTheVersionItImitates) {
     EXPECT_EQ(info->runtime_version, version);
     EXPECT_EQ(info->filter_semantics, semantics) << version;
     EXPECT_EQ(info->alive_interval_s, alive) << version;
+  }
+}
+
+TEST(OpenHabSimTest, StateChangesArriveTypedWithOpenHabsChangeTime) {
+  for (const char* version : {"4.3.0", "5.0.1"}) {
+    auto sim = StartSim({"--openhab-version", version});
+    ASSERT_TRUE(sim);
+    Client client(sim->port());
+    Mirror m(client);
+    ASSERT_EQ(m.mirror.server()->runtime_version, version) << "the mirror read the server's facts";
+    const std::int64_t before_ms = SystemClock().NowMs();
+    ASSERT_TRUE(client.Update("Living_Temperature", "22.5 °C").ok());
+    const StateChange* change = nullptr;
+    ASSERT_TRUE(m.WaitFor([&] {
+      for (const auto& [name, c] : m.recorder.typed) {
+        if (name == "Living_Temperature") change = &c;
+      }
+      return change != nullptr;
+    })) << version;
+    EXPECT_EQ(change->value.kind, StateKind::kQuantity) << version;
+    EXPECT_EQ(change->value.number, 22.5);
+    EXPECT_EQ(change->value.unit, "°C");
+    EXPECT_EQ(change->value_type, "Quantity");
+    EXPECT_EQ(change->text, "22.5 °C");
+    EXPECT_EQ(change->source, ChangeSource::kEvent);
+    if (std::string(version) == "5.0.1") {
+      // openHAB 5 sends lastStateChange with the event.
+      EXPECT_GE(change->changed_ms, before_ms - 2'000) << version;
+      EXPECT_LE(change->changed_ms, SystemClock().NowMs() + 2'000) << version;
+    } else {
+      EXPECT_EQ(change->changed_ms, 0) << "4.x events carry no change time";
+    }
   }
 }
 

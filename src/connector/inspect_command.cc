@@ -6,7 +6,6 @@
 #include <functional>
 #include <iostream>
 #include <memory>
-#include <regex>
 
 #include "common/event_loop.h"
 #include "common/http_client.h"
@@ -32,29 +31,6 @@ struct InspectOptions {
   bool once = false;
   bool things = false;
 };
-
-// http(s)://host[:port][/]: the openHAB server root.
-Result<HttpClientConfig> ParseOpenHabUrl(const std::string& url) {
-  static const std::regex kUrl(
-      R"(^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::(\d{1,5}))?/?$)");
-  std::smatch m;
-  if (!std::regex_match(url, m, kUrl)) {
-    return MakeError("bad_url",
-                     "--openhab must look like http://HOST[:PORT] or https://HOST[:PORT] "
-                     "(the server root, without /rest), got '" +
-                         url + "'");
-  }
-  HttpClientConfig config;
-  config.tls = m[1] == "https";
-  config.host = m[2];
-  if (config.host.front() == '[') config.host = config.host.substr(1, config.host.size() - 2);
-  config.port = m[3].matched ? std::stoi(m[3]) : (config.tls ? 443 : 8080);
-  if (config.port < 1 || config.port > 65535)
-    return MakeError("bad_url", "the port must be 1-65535");
-  // The event stream is long-lived; the mirror supervises it with keep-alives.
-  config.read_timeout_ms = 300'000;
-  return config;
-}
 
 Json Describe(const openhab::Item& item) {
   const openhab::State state = openhab::ParseStateTolerant(item.type, item.state);
@@ -112,8 +88,8 @@ class Printer final : public openhab::MirrorListener {
   // `after_items` runs once, after the first item list was printed, and calls its argument
   // when done (with false on failure); only then does --once stop.
   using AfterItems = std::function<void(std::function<void(bool ok)>)>;
-  Printer(bool once, PollLoop& loop, AfterItems after_items)
-      : once_(once), loop_(loop), after_items_(std::move(after_items)) {}
+  Printer(std::string url, bool once, PollLoop& loop, AfterItems after_items)
+      : url_(std::move(url)), once_(once), loop_(loop), after_items_(std::move(after_items)) {}
   void OnItemAdded(const openhab::Item& item) override {
     Json line = Describe(item);
     if (synced_once_) line["event"] = "added";
@@ -127,13 +103,20 @@ class Printer final : public openhab::MirrorListener {
     line["event"] = "updated";
     Print(line);
   }
-  void OnStateChanged(const openhab::Item& item, const std::string& old,
-                      openhab::ChangeSource source) override {
+  void OnStateChanged(const openhab::Item& item, const openhab::StateChange& change) override {
     Json line = Describe(item);
     line["event"] = "changed";
-    line["oldState"] = old;
-    if (source == openhab::ChangeSource::kResync) line["missed"] = true;
+    line["value"] = ToJson(change.value);
+    line["oldState"] = change.old_text;
+    if (!change.value_type.empty()) line["valueType"] = change.value_type;
+    if (change.changed_ms != 0) line["changedAt"] = change.changed_ms;
+    if (change.source == openhab::ChangeSource::kResync) line["missed"] = true;
     Print(line);
+  }
+  void OnServerInfo(const openhab::ServerInfo& info) override {
+    std::cerr << "inspect: openHAB "
+              << (info.runtime_version.empty() ? "(version unknown)" : info.runtime_version)
+              << ", REST API " << info.api_version << "\n";
   }
   void OnCommand(const std::string& item, const std::string& type,
                  const std::string& value) override {
@@ -141,6 +124,9 @@ class Printer final : public openhab::MirrorListener {
   }
   void OnConnection(bool up, std::string_view detail) override {
     std::cerr << "inspect: " << (up ? "" : "event stream down: ") << detail << "\n";
+    if (!up && !synced_once_ && once_) {
+      std::cerr << "inspect: cannot reach openHAB at " << url_ << "\n";
+    }
     const bool first_sync = up && !synced_once_;
     if (up) synced_once_ = true;
     if (first_sync && after_items_) {
@@ -163,6 +149,7 @@ class Printer final : public openhab::MirrorListener {
   bool failed() const { return failed_ || extra_failed_; }
 
  private:
+  std::string url_;
   bool once_;
   PollLoop& loop_;
   AfterItems after_items_;
@@ -198,9 +185,9 @@ void PrintThingsAndLinks(openhab::RestClient& rest, const std::function<void(boo
 }
 
 int RunInspect(const InspectOptions& options) {
-  auto http_config = ParseOpenHabUrl(options.url);
+  auto http_config = openhab::ParseServerUrl(options.url);
   if (!http_config) {
-    std::cerr << "inspect: " << http_config.error().message << "\n";
+    std::cerr << "inspect: --openhab: " << http_config.error().message << "\n";
     return 2;
   }
   http_config->ca_file = options.ca_file;
@@ -208,7 +195,7 @@ int RunInspect(const InspectOptions& options) {
   PollLoop loop;
   if (signal_fd >= 0) loop.Watch(signal_fd, true, false, [&loop](bool, bool) { loop.Stop(); });
   auto http = HttplibClient::Create(loop, *http_config);
-  HttplibStreamer streamer(loop, *http_config);
+  HttplibStreamer streamer(loop, openhab::EventStreamConfig(*http_config));
   openhab::RestClientConfig rest_config{.token = options.token};
   if (options.basic || options.auth == "basic") rest_config.auth = openhab::AuthMode::kBasic;
   if (options.auth == "header") rest_config.auth = openhab::AuthMode::kHeader;
@@ -220,27 +207,12 @@ int RunInspect(const InspectOptions& options) {
       PrintThingsAndLinks(rest, done);
     };
   }
-  Printer printer(options.once, loop, std::move(list_things));
+  Printer printer(options.url, options.once, loop, std::move(list_things));
   int status = 0;
-  std::unique_ptr<openhab::ItemMirror> mirror;
-  rest.GetServerInfo([&](Result<openhab::ServerInfo> info) {
-    if (!info) {
-      std::cerr << "inspect: cannot reach openHAB at " << options.url << ": "
-                << info.error().message << "\n";
-      status = 1;
-      loop.Stop();
-      return;
-    }
-    std::cerr << "inspect: openHAB "
-              << (info->runtime_version.empty() ? "(version unknown)" : info->runtime_version)
-              << ", REST API " << info->api_version << "\n";
-    openhab::MirrorConfig config;
-    config.alive_interval_s = info->alive_interval_s;
-    mirror = std::make_unique<openhab::ItemMirror>(loop, streamer, rest, random, config, printer);
-    mirror->Start();
-  });
+  openhab::ItemMirror mirror(loop, streamer, rest, random, openhab::MirrorConfig{}, printer);
+  mirror.Start();
   loop.Run();
-  if (mirror) mirror->Stop();
+  mirror.Stop();
   if (signal_fd >= 0) {
     loop.Unwatch(signal_fd);
     close(signal_fd);

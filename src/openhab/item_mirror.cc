@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <set>
+#include <string_view>
 #include <utility>
+
+#include "openhab/topic_filter.h"
 
 namespace iothub::openhab {
 namespace {
@@ -50,12 +53,21 @@ void ItemMirror::Connect() {
   parser_.Reset();
   pending_.clear();
   open_ = synced_ = false;
+  // The server's facts first: a restarted openHAB may be another version, with other
+  // keep-alives.
+  rest_.GetServerInfo(liveness_.Guard([this, generation](Result<ServerInfo> info) {
+    if (generation != generation_) return;
+    if (!info) return Disconnected("cannot reach openHAB: " + info.error().message);
+    server_ = *info;
+    alive_interval_s_ =
+        config_.alive_interval_s >= 0 ? config_.alive_interval_s : info->alive_interval_s;
+    listener_.OnServerInfo(*server_);
+    OpenStream(generation);
+  }));
+}
+
+void ItemMirror::OpenStream(std::uint64_t generation) {
   last_traffic_ms_ = loop_.NowMs();
-  HttpRequest request{"GET", "/rest/events?topics=" + ClientTopicFilter(), {}, {}};
-  request.headers.emplace_back("Accept", "text/event-stream");
-  if (auto auth = rest_.AuthHeader(); !auth.first.empty()) {
-    request.headers.push_back(std::move(auth));
-  }
   StreamHandlers handlers;
   handlers.on_open = [this, generation](int status, const HttpHeaders&) {
     if (generation != generation_ || status != 200) return;  // on_end carries the error
@@ -63,8 +75,8 @@ void ItemMirror::Connect() {
     last_traffic_ms_ = loop_.NowMs();
     ++counters_.connects;
     // Events from now on are buffered until the snapshot is applied: the GET runs after the
-    // stream is open, so no change can fall between the two.
-    // The answer may come after this mirror is gone (destroyed mid-resync): guarded.
+    // stream is open, so no change can fall between the two. The answer may come after this
+    // mirror is gone (destroyed mid-resync): guarded.
     rest_.GetItems(liveness_.Guard(
         [this, generation](Result<ItemList> list) { OnResync(std::move(list), generation); }));
   };
@@ -81,7 +93,7 @@ void ItemMirror::Connect() {
     }
     Disconnected("the server ended the event stream");
   };
-  stream_ = streamer_.Open(std::move(request), std::move(handlers));
+  stream_ = rest_.OpenEvents(streamer_, ClientTopicFilter(), std::move(handlers));
 }
 
 void ItemMirror::Disconnected(std::string detail) {
@@ -120,7 +132,7 @@ void ItemMirror::OnResync(Result<ItemList> list, std::uint64_t generation) {
     const std::string state = fresh.state;
     fresh.state = known.state;
     known = std::move(fresh);
-    SetState(known, state, ChangeSource::kResync);
+    SetState(known, state, "", known.last_state_change_ms, ChangeSource::kResync);
   }
   for (auto it = items_.begin(); it != items_.end();) {
     if (present.contains(it->first)) {
@@ -160,11 +172,26 @@ void ItemMirror::OnError(const Error& error) {
   listener_.OnProblem(error);
 }
 
-void ItemMirror::SetState(Item& item, const std::string& state, ChangeSource source) {
+void ItemMirror::SetState(Item& item, const std::string& state, const std::string& value_type,
+                          std::int64_t changed_ms, ChangeSource source) {
   if (item.state == state) return;
-  std::string old = std::move(item.state);
+  StateChange change;
+  change.old_text = std::move(item.state);
+  change.text = state;
+  change.value_type = value_type;
+  change.changed_ms = changed_ms;
+  change.source = source;
+  // The event's own type says best what the value is (a Number item may carry a Quantity);
+  // where it does not parse, or there is none, the item's type decides.
+  const std::string_view base_type = item.is_group() && !item.group_type.empty()
+                                         ? std::string_view(item.group_type)
+                                         : std::string_view(item.type);
+  auto typed = value_type.empty() ? Result<State>(MakeError("untyped", ""))
+                                  : ParseTypedValue(value_type, state);
+  change.value = typed ? std::move(typed).value() : ParseStateTolerant(base_type, state);
+  change.old_value = ParseStateTolerant(base_type, change.old_text);
   item.state = state;
-  listener_.OnStateChanged(item, old, source);
+  listener_.OnStateChanged(item, change);
 }
 
 void ItemMirror::Apply(const Event& event, ChangeSource source) {
@@ -172,7 +199,11 @@ void ItemMirror::Apply(const Event& event, ChangeSource source) {
     case EventKind::kItemStateChanged:
     case EventKind::kGroupStateChanged: {
       const auto it = items_.find(event.item);
-      if (it != items_.end()) SetState(it->second, event.value, source);
+      if (it != items_.end()) {
+        if (event.last_state_change_ms != 0)
+          it->second.last_state_change_ms = event.last_state_change_ms;
+        SetState(it->second, event.value, event.value_type, event.last_state_change_ms, source);
+      }
       return;
     }
     case EventKind::kItemCommand:
@@ -207,9 +238,9 @@ void ItemMirror::Apply(const Event& event, ChangeSource source) {
 
 void ItemMirror::OnTick() {
   tick_timer_ = loop_.RunAfter(kTickMs, [this] { OnTick(); });
-  if (!open_ || config_.alive_interval_s <= 0) return;
+  if (!open_ || alive_interval_s_ <= 0) return;
   const std::int64_t silent = loop_.NowMs() - last_traffic_ms_;
-  if (silent > config_.alive_interval_s * 1000LL + config_.alive_margin_ms) {
+  if (silent > alive_interval_s_ * 1000LL + config_.alive_margin_ms) {
     ++counters_.stalls;
     Disconnected(fmt::format("no traffic on the event stream for {} ms", silent));
   }

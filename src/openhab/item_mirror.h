@@ -1,13 +1,17 @@
 // A live mirror of openHAB's items: the event stream (/rest/events) keeps it current, and
 // after every (re)connect a full GET /rest/items resynchronises it, so that exactly the
 // changes missed while the stream was down are reported, once (issue 4; reference §3: the
-// stream has no replay). A stream without traffic for the keep-alive interval plus a margin
-// is considered dead and replaced. Not thread-safe: loop thread only.
+// stream has no replay). Every connect starts with GET /rest/ for the server's facts (its
+// version and keep-alive interval), so the caller needs nothing but a RestClient. A stream
+// without traffic for the keep-alive interval plus a margin is considered dead and replaced.
+// State changes are reported typed (the state codec's value, unit, item type and openHAB's
+// change time). Not thread-safe: loop thread only.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,10 +25,25 @@
 #include "openhab/item.h"
 #include "openhab/rest_client.h"
 #include "openhab/sse_parser.h"
+#include "openhab/state.h"
 
 namespace iothub::openhab {
 
 enum class ChangeSource { kEvent, kResync };
+
+// A state change as the connector replicates it.
+struct StateChange {
+  State value;       // typed by the event's value type, else by the item type (tolerant:
+                     // text that does not parse stays a kString)
+  State old_value;   // what the mirror held before
+  std::string text;  // the state text as openHAB sent it
+  std::string old_text;
+  std::string value_type;  // the event's value type name ("Quantity", ...); "" from a resync
+  // openHAB's time of the change (lastStateChange, epoch ms) where the server gives it
+  // (5.0+ events and items), else 0: then the time of receipt is the best there is.
+  std::int64_t changed_ms = 0;
+  ChangeSource source = ChangeSource::kEvent;
+};
 
 class MirrorListener {
  public:
@@ -34,22 +53,24 @@ class MirrorListener {
   virtual void OnItemRemoved(const std::string& /*name*/) {}
   // The item's definition changed (label, tags, metadata...); its state is kept.
   virtual void OnItemUpdated(const Item& /*item*/) {}
-  // The state changed: from an event, or found different by a resync.
-  virtual void OnStateChanged(const Item& /*item*/, const std::string& /*old_state*/,
-                              ChangeSource /*source*/) {}
+  // The state changed: from an event, or found different by a resync. `item` already holds
+  // the new state text.
+  virtual void OnStateChanged(const Item& /*item*/, const StateChange& /*change*/) {}
   // A command sent to an item (by a user, a rule, or us).
   virtual void OnCommand(const std::string& /*item*/, const std::string& /*type*/,
                          const std::string& /*value*/) {}
   // Stream up (after its resync) or down, with the reason.
   virtual void OnConnection(bool /*up*/, std::string_view /*detail*/) {}
+  // The server's facts, read at every connect (before the stream opens).
+  virtual void OnServerInfo(const ServerInfo& /*info*/) {}
   // Something from openHAB that could not be used (malformed event, skipped item).
   virtual void OnProblem(const Error& /*problem*/) {}
 };
 
 struct MirrorConfig {
-  // The keep-alive interval the server announces (ServerInfo::alive_interval_s); 0: the
-  // server sends none, so a silent stream cannot be told from a dead one.
-  int alive_interval_s = 10;
+  // The keep-alive interval to expect; -1: the one the server's version sends
+  // (ServerInfo::alive_interval_s). 0: none, so a silent stream cannot be told from a dead one.
+  int alive_interval_s = -1;
   std::int64_t alive_margin_ms = 5'000;
   BackoffPolicy reconnect{1'000, 60'000, 2.0, 0.5};
   SseLimits limits;
@@ -75,6 +96,8 @@ class ItemMirror final : private SseHandler {
   void Stop();
 
   const std::map<std::string, Item>& items() const { return items_; }
+  // The facts of the server last connected to (none before the first connect).
+  const std::optional<ServerInfo>& server() const { return server_; }
   bool synced() const { return synced_; }
   const MirrorCounters& counters() const { return counters_; }
 
@@ -84,16 +107,22 @@ class ItemMirror final : private SseHandler {
   void OnError(const Error& error) override;
 
   void Connect();
+  void OpenStream(std::uint64_t generation);
   void Disconnected(std::string detail);
   void OnResync(Result<ItemList> list, std::uint64_t generation);
   void Apply(const Event& event, ChangeSource source);
-  void SetState(Item& item, const std::string& state, ChangeSource source);
+  // Sets the item's state text; reports the change (if any) typed by `value_type` when
+  // given, else by the item's type.
+  void SetState(Item& item, const std::string& state, const std::string& value_type,
+                std::int64_t changed_ms, ChangeSource source);
   void OnTick();
 
   EventLoop& loop_;
   HttpStreamer& streamer_;
   RestClient& rest_;
   MirrorConfig config_;
+  std::optional<ServerInfo> server_;
+  int alive_interval_s_ = 0;  // in force for the current connection
   MirrorListener& listener_;
   Backoff backoff_;
   SseParser parser_;

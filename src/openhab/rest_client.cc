@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <regex>
 #include <utility>
 
 #include "common/crypto.h"
@@ -74,6 +75,43 @@ std::pair<std::string, std::string> RestClient::AuthHeader() const {
       return {std::string(kTokenHeader), config_.token};
   }
   return {};
+}
+
+std::unique_ptr<HttpStreamHandle> RestClient::OpenEvents(HttpStreamer& streamer,
+                                                         std::string_view topics,
+                                                         StreamHandlers handlers) const {
+  HttpRequest request{"GET", "/rest/events?topics=" + std::string(topics), {}, {}};
+  request.headers.emplace_back("Accept", "text/event-stream");
+  if (auto auth = AuthHeader(); !auth.first.empty()) request.headers.push_back(std::move(auth));
+  return streamer.Open(std::move(request), std::move(handlers));
+}
+
+Result<HttpClientConfig> ParseServerUrl(std::string_view url) {
+  static const std::regex kUrl(
+      R"(^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::(\d{1,5}))?/?$)");
+  const std::string text(url);
+  std::smatch m;
+  if (!std::regex_match(text, m, kUrl)) {
+    return MakeError("bad_url",
+                     "the openHAB URL must look like http://HOST[:PORT] or https://HOST[:PORT] "
+                     "(the server root, without /rest), got '" +
+                         text + "'");
+  }
+  HttpClientConfig config;
+  config.tls = m[1] == "https";
+  config.host = m[2];
+  if (config.host.front() == '[') config.host = config.host.substr(1, config.host.size() - 2);
+  config.port = m[3].matched ? std::stoi(m[3]) : (config.tls ? 443 : 8080);
+  if (config.port < 1 || config.port > 65535) {
+    return MakeError("bad_url", "the port of the openHAB URL must be 1-65535");
+  }
+  config.read_timeout_ms = 30'000;
+  return config;
+}
+
+HttpClientConfig EventStreamConfig(HttpClientConfig rest) {
+  rest.read_timeout_ms = 300'000;
+  return rest;
 }
 
 HttpRequest RestClient::Request(std::string method, std::string path, std::string body) const {

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "common/event_loop.h"
 #include "common/http_client.h"
+#include "common/http_stream.h"
 #include "common/result.h"
 #include "openhab/item.h"
 #include "openhab/thing.h"
@@ -53,6 +55,11 @@ class RestClient {
   void GetThings(std::function<void(Result<ThingList>)> done);
   void GetLinks(std::function<void(Result<LinkList>)> done);
 
+  // Opens GET /rest/events?topics=`topics` on `streamer` (whose HTTP settings should be
+  // EventStreamConfig's) with this client's authentication. Handlers as HttpStreamer's.
+  std::unique_ptr<HttpStreamHandle> OpenEvents(HttpStreamer& streamer, std::string_view topics,
+                                               StreamHandlers handlers) const;
+
   // The authentication header for this configuration as {name, value}, for every request
   // including the event stream's: {"Authorization", "Bearer <token>"}, {"Authorization",
   // "Basic ..."} or {"X-OPENHAB-TOKEN", "<token>"}; both empty when anonymous.
@@ -70,6 +77,14 @@ class RestClient {
   HttpClient& http_;
   RestClientConfig config_;
 };
+
+// The HTTP settings for openHAB at `url`, the server root: `http://HOST[:PORT]` (default port
+// 8080) or `https://HOST[:PORT]` (443), IPv6 hosts in brackets. REST requests time out after
+// 30 s. Errors ("bad_url") quote what was given and say what is expected.
+Result<HttpClientConfig> ParseServerUrl(std::string_view url);
+// The same server for the event stream, which may be silent for long (the mirror watches its
+// keep-alives): reads time out after 5 minutes instead.
+HttpClientConfig EventStreamConfig(HttpClientConfig rest);
 
 // The error for a non-2xx answer: openHAB's `{"error":{"message":..,"http-code":..}}` message
 // when present. Exposed for the event stream, which gets the same bodies.
