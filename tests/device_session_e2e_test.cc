@@ -163,6 +163,16 @@ TEST_F(DeviceSessionE2E, ModelIdReachesTheHub) {
             "dtmi:com:example:Thermostat;1");
 }
 
+TEST_F(DeviceSessionE2E, AHostNameIsResolvedOffTheLoopAndTheTlsNameStaysTheHubs) {
+  // "localhost" goes through the connector's resolver thread; the certificate is still
+  // checked against the hub's name.
+  auto& s = AddDevice("named", [](auto& c) { c.connect_host = "localhost"; });
+  ASSERT_TRUE(WaitConnected(s));
+  ASSERT_TRUE(rig_->Send(s, {"by name", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }));
+  EXPECT_EQ(Service("GET", "/emulator/messages?deviceId=named")["messages"][0]["body"], "by name");
+}
+
 TEST_F(DeviceSessionE2E, CloudToDeviceMessagesArriveWithProperties) {
   auto& s = AddDevice("lamp");
   ASSERT_TRUE(WaitSubscribed(s));

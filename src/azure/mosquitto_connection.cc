@@ -69,14 +69,45 @@ std::optional<std::pair<dev_t, ino_t>> Identity(int fd) {
 // libmosquitto calls back from inside those calls, on the loop thread.
 class MosquittoConnection final : public MqttConnection {
  public:
-  MosquittoConnection(EventLoop& loop, SSL_CTX* ctx, MqttHandler& handler)
-      : loop_(loop), ctx_(ctx), handler_(handler) {}
+  MosquittoConnection(EventLoop& loop, SSL_CTX* ctx, Resolver& resolver, MqttHandler& handler)
+      : loop_(loop), ctx_(ctx), resolver_(resolver), handler_(handler) {}
   ~MosquittoConnection() override { Teardown(); }
   MosquittoConnection(const MosquittoConnection&) = delete;
   MosquittoConnection& operator=(const MosquittoConnection&) = delete;
 
   Status Connect(const MqttConnectOptions& options) override {
-    if (mosq_ != nullptr) return MakeError("mqtt_state", "connection already started");
+    if (mosq_ != nullptr || resolving_) {
+      return MakeError("mqtt_state", "connection already started");
+    }
+    connect_deadline_ms_ = loop_.NowMs() + options.connect_timeout_ms;
+    if (IsNumericHost(options.host)) return Start(options, options.host);
+    // libmosquitto would resolve the name inside its connect call, on the loop thread: for as
+    // long as DNS takes. Resolve on the resolver's thread, then connect to the address (the
+    // TLS name checked, and sent as SNI, stays the hub's: see MosquittoConnector::Create).
+    resolving_ = true;
+    misc_timer_ = loop_.RunAfter(
+        options.connect_timeout_ms, [this, host = options.host, ms = options.connect_timeout_ms] {
+          misc_timer_ = 0;
+          if (!resolving_) return;
+          resolving_ = false;
+          Fail(fmt::format("cannot resolve host name '{}' within {} ms", host, ms));
+        });
+    resolver_.Resolve(options.host,
+                      liveness_.Guard([this, options](Result<std::vector<std::string>> found) {
+                        if (!resolving_ || closed_) return;
+                        resolving_ = false;
+                        if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
+                        misc_timer_ = 0;
+                        if (!found) return Fail(found.error().message);
+                        Status started = Start(options, found->front());
+                        if (!started) Fail(started.error().message);
+                      }));
+    return Ok{};
+  }
+
+ private:
+  // Connects to `address` (numeric) with the rest of `options`.
+  Status Start(const MqttConnectOptions& options, const std::string& address) {
     const auto pair = NextSocketPairNumbers();
     mosq_ = mosquitto_new(options.client_id.c_str(), options.clean_session, this);
     if (mosq_ == nullptr) return MakeError("mqtt_init", "mosquitto_new failed");
@@ -103,14 +134,14 @@ class MosquittoConnection final : public MqttConnection {
     mosquitto_log_callback_set(mosq_, &MosquittoConnection::OnLogThunk);
     int rc = mosquitto_username_pw_set(mosq_, options.username.c_str(), options.password.c_str());
     if (rc != MOSQ_ERR_SUCCESS) return MakeError("mqtt_init", mosquitto_strerror(rc));
-    rc = mosquitto_connect_async(mosq_, options.host.c_str(), options.port, options.keepalive_s);
+    rc = mosquitto_connect_async(mosq_, address.c_str(), options.port, options.keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
       const std::string why = rc == MOSQ_ERR_ERRNO ? std::string(std::strerror(errno))
                                                    : std::string(mosquitto_strerror(rc));
       return MakeError("mqtt_connect",
-                       fmt::format("cannot connect to {}:{}: {}", options.host, options.port, why));
+                       fmt::format("cannot connect to {}:{}{}: {}", options.host, options.port,
+                                   address == options.host ? "" : " (" + address + ")", why));
     }
-    connect_deadline_ms_ = loop_.NowMs() + options.connect_timeout_ms;
     fd_ = mosquitto_socket(mosq_);
     if (fd_ < 0) return MakeError("mqtt_connect", "no socket after connect");
     // Until the TCP connection is up, wait for writability: the TLS handshake cannot start
@@ -121,6 +152,7 @@ class MosquittoConnection final : public MqttConnection {
     return Ok{};
   }
 
+ public:
   Result<int> Publish(std::string_view topic, std::string_view payload, int qos) override {
     if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
     int mid = 0;
@@ -342,7 +374,9 @@ class MosquittoConnection final : public MqttConnection {
 
   EventLoop& loop_;
   SSL_CTX* ctx_;
+  Resolver& resolver_;
   MqttHandler& handler_;
+  bool resolving_ = false;  // waiting for the resolver (no client object yet)
   mosquitto* mosq_ = nullptr;
   int fd_ = -1;
   int wakeup_read_fd_ = -1;  // libmosquitto's; closed by mosquitto_destroy
@@ -355,12 +389,24 @@ class MosquittoConnection final : public MqttConnection {
   std::string last_error_;  // the library's last error-level log line
   std::int64_t connect_deadline_ms_ = 0;
   EventLoop::TimerId misc_timer_ = 0;
+  Liveness liveness_;  // last: the resolver's answer checks it before touching the rest
 };
+
+// Sends the name the server certificate must carry as SNI, whatever address the connection
+// was made to: libmosquitto sends the host it was given (here a numeric address), but a hub's
+// front end picks the certificate by SNI. Runs before the ClientHello is written.
+void SetServerNameIndication(const SSL* ssl, int where, int /*ret*/) {
+  if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
+  auto* mutable_ssl = const_cast<SSL*>(ssl);
+  const char* name = X509_VERIFY_PARAM_get0_host(SSL_get0_param(mutable_ssl), 0);
+  if (name != nullptr) SSL_set_tlsext_host_name(mutable_ssl, name);
+}
 
 }  // namespace
 
 Result<std::unique_ptr<MosquittoConnector>> MosquittoConnector::Create(EventLoop& loop,
-                                                                       TlsOptions tls) {
+                                                                       TlsOptions tls,
+                                                                       Resolver* resolver) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) return MakeError("tls", "cannot create a TLS context: " + OpenSslErrorText());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
@@ -381,19 +427,24 @@ Result<std::unique_ptr<MosquittoConnector>> MosquittoConnector::Create(EventLoop
     if (X509_VERIFY_PARAM_set1_host(param, tls.server_name.c_str(), 0) != 1) {
       return MakeError("tls", fmt::format("invalid TLS server name '{}'", tls.server_name));
     }
+    SSL_CTX_set_info_callback(ctx.get(), &SetServerNameIndication);
   }
-  return std::unique_ptr<MosquittoConnector>(new MosquittoConnector(loop, std::move(ctx)));
+  return std::unique_ptr<MosquittoConnector>(
+      new MosquittoConnector(loop, std::move(ctx), resolver));
 }
 
-MosquittoConnector::MosquittoConnector(EventLoop& loop, SslCtxPtr ctx)
-    : loop_(loop), ctx_(std::move(ctx)) {
+MosquittoConnector::MosquittoConnector(EventLoop& loop, SslCtxPtr ctx, Resolver* resolver)
+    : loop_(loop),
+      ctx_(std::move(ctx)),
+      own_resolver_(resolver == nullptr ? std::make_unique<ThreadResolver>(loop) : nullptr),
+      resolver_(resolver == nullptr ? *own_resolver_ : *resolver) {
   mosquitto_lib_init();
 }
 
 MosquittoConnector::~MosquittoConnector() { mosquitto_lib_cleanup(); }
 
 std::unique_ptr<MqttConnection> MosquittoConnector::Create(MqttHandler& handler) {
-  return std::make_unique<MosquittoConnection>(loop_, ctx_.get(), handler);
+  return std::make_unique<MosquittoConnection>(loop_, ctx_.get(), resolver_, handler);
 }
 
 }  // namespace iothub::azure

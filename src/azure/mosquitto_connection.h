@@ -9,6 +9,7 @@
 #include "azure/mqtt_connection.h"
 #include "common/event_loop.h"
 #include "common/openssl_ptr.h"
+#include "common/resolver.h"
 #include "common/result.h"
 
 namespace iothub::azure {
@@ -20,8 +21,11 @@ struct TlsOptions {
 
 class MosquittoConnector final : public MqttConnector {
  public:
-  // Loads the CA bundle once. Errors name the file and what was wrong with it.
-  static Result<std::unique_ptr<MosquittoConnector>> Create(EventLoop& loop, TlsOptions tls);
+  // Loads the CA bundle once. Errors name the file and what was wrong with it. Host names
+  // are resolved by `resolver` (none: a ThreadResolver of the connector's own), never on the
+  // loop; the connector must be destroyed on the loop thread, before the loop.
+  static Result<std::unique_ptr<MosquittoConnector>> Create(EventLoop& loop, TlsOptions tls,
+                                                            Resolver* resolver = nullptr);
   ~MosquittoConnector() override;
   MosquittoConnector(const MosquittoConnector&) = delete;
   MosquittoConnector& operator=(const MosquittoConnector&) = delete;
@@ -29,9 +33,11 @@ class MosquittoConnector final : public MqttConnector {
   std::unique_ptr<MqttConnection> Create(MqttHandler& handler) override;
 
  private:
-  MosquittoConnector(EventLoop& loop, SslCtxPtr ctx);
+  MosquittoConnector(EventLoop& loop, SslCtxPtr ctx, Resolver* resolver);
   EventLoop& loop_;
   SslCtxPtr ctx_;
+  std::unique_ptr<ThreadResolver> own_resolver_;
+  Resolver& resolver_;
 };
 
 }  // namespace iothub::azure
