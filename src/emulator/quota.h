@@ -8,20 +8,18 @@
 #include <string_view>
 
 #include "azure/property_bag.h"
+#include "azure/tier.h"
 #include "common/result.h"
 
 namespace iothub::emulator {
 
-// Basic tiers (B1-B3) carry the quotas and throttles of S1-S3 but only device-to-cloud
-// telemetry: no cloud-to-device messages, twins or direct methods.
-enum class Tier { kFree, kB1, kB2, kB3, kS1, kS2, kS3 };
-
-Result<Tier> ParseTier(const std::string& text);
-std::string TierName(Tier tier);
-bool IsBasicTier(Tier tier);
-// Units Azure lets a hub of `tier` have: exactly 1 on Free, 1-200 on sizes 1 and 2, 1-10 on
-// size 3. The error says which range applies.
-Status CheckUnits(Tier tier, int units);
+// The tiers are the client library's (azure/tier.h); the emulator adds their throttles.
+using azure::CheckUnits;
+using azure::IsBasicTier;
+using azure::kFourKilobytes;
+using azure::ParseTier;
+using azure::Tier;
+using azure::TierName;
 
 // What a device's twin request gets once the day's quota is gone (§5): reports differ, so
 // both are available (`--quota-twin-answer`).
@@ -32,9 +30,6 @@ enum class QuotaTwinAnswer {
 
 Result<QuotaTwinAnswer> ParseQuotaTwinAnswer(const std::string& text);  // "close" | "403"
 std::string QuotaTwinAnswerName(QuotaTwinAnswer answer);
-
-// Metering chunks and throttle steps are 4 KB on paid tiers; Free meters in 0.5 KB chunks.
-inline constexpr std::int64_t kFourKilobytes = 4096;
 
 struct TierLimits {
   std::int64_t daily_messages = 0;  // for all units together

@@ -1,0 +1,69 @@
+#include "azure/tier.h"
+
+namespace iothub::azure {
+
+Result<Tier> ParseTier(const std::string& text) {
+  if (text == "free" || text == "Free" || text == "F1" || text == "f1") return Tier::kFree;
+  if (text == "B1" || text == "b1") return Tier::kB1;
+  if (text == "B2" || text == "b2") return Tier::kB2;
+  if (text == "B3" || text == "b3") return Tier::kB3;
+  if (text == "S1" || text == "s1") return Tier::kS1;
+  if (text == "S2" || text == "s2") return Tier::kS2;
+  if (text == "S3" || text == "s3") return Tier::kS3;
+  return MakeError("InvalidTier",
+                   "unknown tier '" + text + "' (expected free, B1, B2, B3, S1, S2 or S3)");
+}
+
+std::string TierName(Tier tier) {
+  switch (tier) {
+    case Tier::kFree:
+      return "free";
+    case Tier::kB1:
+      return "B1";
+    case Tier::kB2:
+      return "B2";
+    case Tier::kB3:
+      return "B3";
+    case Tier::kS1:
+      return "S1";
+    case Tier::kS2:
+      return "S2";
+    case Tier::kS3:
+      return "S3";
+  }
+  return "?";
+}
+
+bool IsBasicTier(Tier tier) { return tier == Tier::kB1 || tier == Tier::kB2 || tier == Tier::kB3; }
+
+Status CheckUnits(Tier tier, int units) {
+  // Azure's scaling page: a free hub is one unit; sizes 1 and 2 scale to 200 units, size 3
+  // to 10.
+  const int max = tier == Tier::kFree ? 1 : (tier == Tier::kS3 || tier == Tier::kB3) ? 10 : 200;
+  if (units >= 1 && units <= max) return Ok{};
+  const std::string allowed =
+      max == 1 ? "exactly 1 unit" : "1 to " + std::to_string(max) + " units";
+  return MakeError("InvalidUnits", "tier " + TierName(tier) + " allows " + allowed + ", not " +
+                                       std::to_string(units));
+}
+
+std::int64_t ChunkBytes(Tier tier) { return tier == Tier::kFree ? 512 : kFourKilobytes; }
+
+std::int64_t DailyMessages(Tier tier, int units) {
+  switch (tier) {
+    case Tier::kFree:
+      return 8'000;
+    case Tier::kB1:
+    case Tier::kS1:
+      return 400'000LL * units;
+    case Tier::kB2:
+    case Tier::kS2:
+      return 6'000'000LL * units;
+    case Tier::kB3:
+    case Tier::kS3:
+      return 300'000'000LL * units;
+  }
+  return 0;
+}
+
+}  // namespace iothub::azure
