@@ -67,8 +67,10 @@ mapfile -t thermostat < <(device_args thermostat)
 mapfile -t display < <(device_args display)
 
 say "The display listens for cloud-to-device messages and desired properties"
+# mosquitto_sub itself is the background job (not a pipeline, whose $! would be sed's): a
+# client that reconnects forever must be the one that gets killed at the end.
 mosquitto_sub "${display[@]}" -c -q 1 -v -t 'devices/display/messages/devicebound/#' \
-  -t '$iothub/twin/PATCH/properties/desired/#' | sed -u 's/^/  [display received] /' &
+  -t '$iothub/twin/PATCH/properties/desired/#' > >(sed -u 's/^/  [display received] /') &
 pids+=($!)
 sleep 1
 
