@@ -202,4 +202,13 @@ std::string FormatDeviceConnectionString(const DeviceConnectionString& cs) {
   return out;
 }
 
+bool IsMqttDeviceId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  constexpr std::string_view kAllowed = "-:.%_*?!(),=@;$'";
+  return std::all_of(id.begin(), id.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           kAllowed.find(c) != std::string_view::npos;
+  });
+}
+
 }  // namespace iothub::azure

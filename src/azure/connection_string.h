@@ -38,6 +38,11 @@ Result<ServiceConnectionString> ParseServiceConnectionString(std::string_view te
 // x509=true.
 Result<DeviceConnectionString> ParseDeviceConnectionString(std::string_view text);
 
+// A device id a device can use over MQTT: IoT Hub's characters (ASCII letters and digits and
+// - : . + % _ # * ? ! ( ) , = @ ; $ '), 1 to 128 of them, without '+' and '#', which are MQTT
+// wildcards and cannot appear in a topic name.
+bool IsMqttDeviceId(std::string_view id);
+
 std::string FormatServiceConnectionString(const ServiceConnectionString& cs);
 std::string FormatDeviceConnectionString(const DeviceConnectionString& cs);
 

@@ -32,17 +32,6 @@ std::optional<std::int64_t> ParseInt(std::string_view text) {
   return value;
 }
 
-// IoT Hub's device id characters (ASCII letters and digits and - : . + % _ # * ? ! ( ) , = @
-// ; $ '), without '+' and '#': they are MQTT wildcards and cannot appear in a topic name.
-bool ValidDeviceId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  constexpr std::string_view kAllowed = "-:.%_*?!(),=@;$'";
-  return std::all_of(id.begin(), id.end(), [&](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           kAllowed.find(c) != std::string_view::npos;
-  });
-}
-
 // The MQTT topic of `message` under `prefix` ("devices/{id}/messages/events/"), or why the hub
 // would refuse it.
 Result<std::string> TelemetryTopic(std::string_view prefix, const TelemetryMessage& message) {
@@ -145,7 +134,7 @@ Result<std::unique_ptr<DeviceSession>> DeviceSession::Create(
     Random& random, DeviceSessionConfig config, SessionListener& listener) {
   auto invalid = [](std::string message) { return MakeError("bad_config", std::move(message)); };
   if (config.host_name.empty()) return invalid("host_name is empty");
-  if (!ValidDeviceId(config.device_id)) {
+  if (!IsMqttDeviceId(config.device_id)) {
     return invalid(
         fmt::format("device id '{}' cannot be used over MQTT (1-128 of A-Z a-z 0-9 and "
                     "-:.%_*?!(),=@;$'; no '+' or '#')",

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace iothub {
@@ -35,6 +36,12 @@ inline bool JsonDepthWithin(std::string_view text, int max_depth) {
 
 // Deeper than any document IoT Hub accepts (twins allow 10 levels) yet far from the stack.
 inline constexpr int kMaxJsonDepth = 64;
+
+// A JSON value as compact text, invalid UTF-8 replaced by U+FFFD: strings that came from a
+// device or a user may hold any bytes, and nlohmann's dump() would throw on them.
+inline std::string DumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // A JSON document from untrusted text: nullopt if it is not JSON or nests absurdly deep.
 // Never throws.

@@ -137,14 +137,6 @@ bool IsItemPattern(std::string_view pattern) {
   });
 }
 
-bool IsDeviceId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  constexpr std::string_view kAllowed = "-:.%_*?!(),=@;$'";
-  return std::all_of(id.begin(), id.end(), [&](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || kAllowed.find(c) != std::string::npos;
-  });
-}
-
 // Collects the problems of one parse; every message says where and which key.
 class Checker {
  public:
@@ -311,10 +303,9 @@ void ReadOpenHab(const toml::table& t, Config::OpenHab& out, Checker& check) {
     }
   }
   check.String(t, "openhab", "token", out.token);
-  check.Strings(t, "openhab", "items", out.items);
-  check.Strings(t, "openhab", "exclude", out.exclude);
-  for (const char* key : {"items", "exclude"}) {
-    for (const auto& pattern : key == std::string_view("items") ? out.items : out.exclude) {
+  for (auto [key, patterns] : {std::pair{"items", &out.items}, {"exclude", &out.exclude}}) {
+    check.Strings(t, "openhab", key, *patterns);
+    for (const auto& pattern : *patterns) {
       if (!IsItemPattern(pattern)) {
         check.Problem(t.get(key), fmt::format("[openhab] {}", key),
                       fmt::format("'{}' is not an item pattern (a name or glob of letters, "
@@ -342,17 +333,16 @@ void ReadIotHub(const toml::table& t, Config::IotHub& out, Checker& check) {
     }
   }
   check.String(t, "iothub", "gateway_device_id", out.gateway_device_id);
-  if (!IsDeviceId(out.gateway_device_id)) {
+  if (!azure::IsMqttDeviceId(out.gateway_device_id)) {
     check.Problem(t.get("gateway_device_id"), "[iothub] gateway_device_id",
                   "expected a device id: 1 to 128 letters, digits or -:.%_*?!(),=@;$'");
   }
-  for (const char* key : {"mqtt_endpoint", "https_endpoint"}) {
-    std::string& value =
-        key == std::string_view("mqtt_endpoint") ? out.mqtt_endpoint : out.https_endpoint;
-    check.String(t, "iothub", key, value);
-    if (!value.empty() && !IsHostPort(value)) {
+  for (auto [key, value] :
+       {std::pair{"mqtt_endpoint", &out.mqtt_endpoint}, {"https_endpoint", &out.https_endpoint}}) {
+    check.String(t, "iothub", key, *value);
+    if (!value->empty() && !IsHostPort(*value)) {
       check.Problem(t.get(key), fmt::format("[iothub] {}", key),
-                    fmt::format("expected host:port (e.g. localhost:8883), got \"{}\"", value));
+                    fmt::format("expected host:port (e.g. localhost:8883), got \"{}\"", *value));
     }
   }
   check.String(t, "iothub", "ca_file", out.ca_file);
@@ -453,7 +443,8 @@ void ReadItemRules(const toml::table& root, std::vector<ItemRule>& out, Checker&
         rule.deadband = *deadband;
       }
     }
-    for (const char* key : {"min_interval", "heartbeat"}) {
+    for (auto [key, field] :
+         {std::pair{"min_interval", &rule.min_interval_ms}, {"heartbeat", &rule.heartbeat_ms}}) {
       const toml::node* node = t.get(key);
       if (node == nullptr) continue;
       std::optional<std::int64_t> ms;
@@ -464,7 +455,7 @@ void ReadItemRules(const toml::table& root, std::vector<ItemRule>& out, Checker&
                       "expected a duration: \"500ms\", \"10s\", \"5m\", \"1h\", \"1d\"");
         continue;
       }
-      (key == std::string_view("heartbeat") ? rule.heartbeat_ms : rule.min_interval_ms) = *ms;
+      *field = *ms;
     }
     out.push_back(std::move(rule));
   }
@@ -490,7 +481,8 @@ void ApplyFlag(toml::table& root, const std::string& key, const std::string& val
     check.Problem(where + ": unknown section '" + section + "'" + DidYouMean(section, sections));
     return;
   }
-  // A bare word is taken as a string, so that `--set iothub.mode=publish` needs no quotes.
+  // A value that is not TOML is taken as a string, so that `iothub.mode=publish` needs no
+  // quotes.
   std::string text = value;
   toml::table parsed;
   try {
@@ -514,9 +506,12 @@ void ApplyFlag(toml::table& root, const std::string& key, const std::string& val
   table->insert_or_assign(name, std::move(*v));
 }
 
+using GetEnv = std::function<std::optional<std::string>(const char*)>;
+
+// `getenv` may be empty: then the environment is not consulted.
 Result<Config> Parse(std::string_view text, const std::string& file,
                      const std::vector<std::pair<std::string, std::string>>& flags,
-                     const ConfigSources* env_sources) {
+                     const GetEnv& getenv) {
   Checker check(file);
   toml::table root;
   try {
@@ -540,16 +535,16 @@ Result<Config> Parse(std::string_view text, const std::string& file,
   }
   ReadItemRules(root, config.items, check);
 
-  if (env_sources != nullptr && env_sources->getenv) {
+  if (getenv) {
     // Flags win over the environment, which wins over the file.
     auto flagged = [&](std::string_view key) {
       return std::any_of(flags.begin(), flags.end(), [&](const auto& f) { return f.first == key; });
     };
-    if (auto cs = env_sources->getenv("IOTHUB_CONNECTION_STRING");
+    if (auto cs = getenv("IOTHUB_CONNECTION_STRING");
         cs && !cs->empty() && !flagged("iothub.connection_string")) {
       config.iothub.connection_string = *cs;
     }
-    if (auto token = env_sources->getenv("OPENHAB_TOKEN");
+    if (auto token = getenv("OPENHAB_TOKEN");
         token && !token->empty() && !flagged("openhab.token")) {
       config.openhab.token = *token;
     }
@@ -644,14 +639,14 @@ Result<LoadedConfig> LoadConfig(const ConfigSources& sources) {
           sources.file, st.st_mode & 07777, sources.file));
     }
   }
-  ConfigSources env = sources;
-  if (!env.getenv) {
-    env.getenv = [](const char* name) -> std::optional<std::string> {
+  GetEnv getenv = sources.getenv;
+  if (!getenv) {
+    getenv = [](const char* name) -> std::optional<std::string> {
       const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read at start-up
       return value == nullptr ? std::nullopt : std::optional<std::string>(value);
     };
   }
-  auto config = Parse(text, file, sources.flags, &env);
+  auto config = Parse(text, file, sources.flags, getenv);
   if (!config) return config.error();
   loaded.config = std::move(config).value();
   return loaded;

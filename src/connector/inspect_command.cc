@@ -10,6 +10,7 @@
 #include "common/event_loop.h"
 #include "common/http_client.h"
 #include "common/http_stream.h"
+#include "common/json_depth.h"
 #include "common/random.h"
 #include "common/signals.h"
 #include "connector/commands.h"
@@ -79,9 +80,7 @@ Json Describe(const openhab::Link& link) {
   return out;
 }
 
-void Print(const Json& line) {
-  std::cout << line.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n" << std::flush;
-}
+void Print(const Json& line) { std::cout << DumpJson(line) << "\n" << std::flush; }
 
 class Printer final : public openhab::MirrorListener {
  public:

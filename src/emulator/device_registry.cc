@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "common/crypto.h"
+#include "common/json_depth.h"
 
 namespace iothub::emulator {
 namespace {
@@ -165,9 +166,8 @@ Status DeviceRegistry::Put(const Device& device) {
 }
 
 Status DeviceRegistry::Write(const Device& d) {
-  // `replace`: a stray invalid UTF-8 byte must not make the record unsavable.
-  const std::string record =
-      DeviceToStorage(d).dump(-1, ' ', false, Json::error_handler_t::replace);
+  // DumpJson: a stray invalid UTF-8 byte must not make the record unsavable.
+  const std::string record = DumpJson(DeviceToStorage(d));
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO devices(id, record) VALUES(?, ?)", -1, &stmt,
                          nullptr) != SQLITE_OK) {

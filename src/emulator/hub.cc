@@ -20,10 +20,6 @@ bool IfMatchAccepts(const std::string& if_match, const std::string& etag) {
          if_match == "\"" + etag + "\"";
 }
 
-std::string DumpJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 }  // namespace detail
 
 std::vector<SharedAccessPolicy> DefaultPolicies() {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 
 namespace iothub::emulator::detail {
@@ -17,8 +16,5 @@ std::string TimeOrMin(std::int64_t ms);
 // Whether an `If-Match` header lets a write through to a record with `etag`: absent, `*`, or
 // the etag itself, each quoted or not.
 bool IfMatchAccepts(const std::string& if_match, const std::string& etag);
-
-// A JSON value as text, invalid UTF-8 replaced (device-chosen strings may hold any bytes).
-std::string DumpJson(const nlohmann::json& value);
 
 }  // namespace iothub::emulator::detail

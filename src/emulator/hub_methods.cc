@@ -40,7 +40,7 @@ void Hub::InvokeMethod(const std::string& id, const Json& body,
         Error(400, 400027, "ArgumentInvalid", "connectTimeoutInSeconds must be between 0 and 300"));
   }
   const auto payload_member = body.find("payload");
-  std::string payload = payload_member == body.end() ? "null" : detail::DumpJson(*payload_member);
+  std::string payload = payload_member == body.end() ? "null" : DumpJson(*payload_member);
   if (payload.size() > kMaxMethodPayloadBytes) {
     return done(Error(413, 413001, "MessageTooLarge", "method payload exceeds 128 KB"));
   }

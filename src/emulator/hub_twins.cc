@@ -19,7 +19,7 @@ void Hub::TwinError(Device& device, const std::string& rid, int status, int code
   if (!Subscribed(device, Subscription::kTwinResponses)) return;
   // The message may quote a device-chosen key cut in the middle of a character.
   env_.broker.Publish(device.id, fmt::format("$iothub/twin/res/{}/?$rid={}", status, rid),
-                      detail::DumpJson({{"errorCode", code}, {"message", message}}), 0);
+                      DumpJson({{"errorCode", code}, {"message", message}}), 0);
 }
 
 PublishVerdict Hub::TwinQuotaExhausted(Device& device, const std::string& rid) {
@@ -40,11 +40,10 @@ PublishVerdict Hub::HandleTwinGet(Device& device, const std::string& rid) {
   }
   const Json twin = {{"desired", SectionForDevice(device.desired)},
                      {"reported", SectionForDevice(device.reported)}};
-  std::string body = detail::DumpJson(twin);
-  // Billed by the size of the twin returned (§5).
-  if (!Charge(Billed::kTwinRead, static_cast<std::int64_t>(body.size()))) {
-    return TwinQuotaExhausted(device, rid);
-  }
+  std::string body = DumpJson(twin);
+  // Billed by the size of the twin returned (§5). OnPublish refused it if the quota was gone;
+  // a charge that crosses the quota is still taken.
+  (void)Charge(Billed::kTwinRead, static_cast<std::int64_t>(body.size()));
   ++stats_[device.id].twin_gets;
   if (Subscribed(device, Subscription::kTwinResponses)) {
     env_.broker.Publish(device.id, fmt::format("$iothub/twin/res/200/?$rid={}", rid),
@@ -76,10 +75,8 @@ PublishVerdict Hub::HandleReportedPatch(Device& device, const std::string& rid,
     return PublishVerdict::kAccept;
   }
   // Only an update that happened is billed: a refused patch is answered for free (see
-  // docs/emulator-api.md, "What is billed").
-  if (!Charge(Billed::kTwinUpdate, static_cast<std::int64_t>(payload.size()))) {
-    return TwinQuotaExhausted(device, rid);
-  }
+  // docs/emulator-api.md, "What is billed"). The quota was checked in OnPublish.
+  (void)Charge(Billed::kTwinUpdate, static_cast<std::int64_t>(payload.size()));
   ++stats_[device.id].reported_patches;
   const Device& stored = *registry_->Find(device.id);
   if (Subscribed(stored, Subscription::kTwinResponses)) {
@@ -95,7 +92,7 @@ void Hub::PushDesired(Device& device, const Json& patch) {
   if (!sessions_.count(device.id) || !Subscribed(device, Subscription::kDesiredPatches)) return;
   Json body = patch;
   body["$version"] = device.desired.version;
-  std::string text = detail::DumpJson(body);
+  std::string text = DumpJson(body);
   // The notification is a billable operation of its own; a hub out of quota sends none.
   if (!Charge(Billed::kDesiredNotification, static_cast<std::int64_t>(text.size()))) return;
   ++stats_[device.id].desired_pushes;
@@ -137,7 +134,7 @@ ServiceReply Hub::GetTwin(const std::string& id) {
       {"tags", d->tags.values},
       {"properties",
        {{"desired", SectionForDevice(d->desired)}, {"reported", SectionForDevice(d->reported)}}}};
-  (void)Charge(Billed::kTwinRead, static_cast<std::int64_t>(detail::DumpJson(billed).size()));
+  (void)Charge(Billed::kTwinRead, static_cast<std::int64_t>(DumpJson(billed).size()));
   return ServiceReply{200, TwinJson(*d), {{"ETag", "\"" + d->TwinEtag() + "\""}}};
 }
 
@@ -193,7 +190,7 @@ ServiceReply Hub::UpdateTwin(const std::string& id, const Json& body, const std:
   Json update = Json::object();
   if (!tags.is_null()) update["tags"] = tags;
   if (!props.is_null()) update["properties"] = props;
-  (void)Charge(Billed::kTwinUpdate, static_cast<std::int64_t>(detail::DumpJson(update).size()));
+  (void)Charge(Billed::kTwinUpdate, static_cast<std::int64_t>(DumpJson(update).size()));
   Device& stored = *registry_->Find(id);
   if (!desired_patch.is_null()) PushDesired(stored, desired_patch);
   return ServiceReply{200, TwinJson(stored), {{"ETag", "\"" + stored.TwinEtag() + "\""}}};

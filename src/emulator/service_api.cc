@@ -44,8 +44,7 @@ void Send(Response& res, const ServiceReply& reply) {
   res.status = reply.status;
   for (const auto& [k, v] : reply.headers) res.set_header(k, v);
   if (reply.status == 204 || reply.body.is_null()) return;
-  res.set_content(reply.body.dump(-1, ' ', false, Json::error_handler_t::replace),
-                  "application/json; charset=utf-8");
+  res.set_content(DumpJson(reply.body), "application/json; charset=utf-8");
 }
 
 void SendError(Response& res, int status, int code, const std::string& name,
@@ -284,8 +283,8 @@ void ServiceApi::Routes() {
           const auto batch = messages_.Read(device, *cursor, 500);
           std::string out;
           for (const auto& m : batch) {
-            out += "id: " + std::to_string(m.seq) + "\ndata: " +
-                   MessageToJson(m).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
+            out +=
+                "id: " + std::to_string(m.seq) + "\ndata: " + DumpJson(MessageToJson(m)) + "\n\n";
             *cursor = m.seq;
           }
           if (batch.empty()) {
