@@ -105,6 +105,47 @@ class MosquittoConnection final : public MqttConnection {
     return Ok{};
   }
 
+  Result<int> Publish(std::string_view topic, std::string_view payload, int qos) override {
+    if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
+    int mid = 0;
+    const std::string topic_text(topic);
+    const int rc = mosquitto_publish(mosq_, &mid, topic_text.c_str(),
+                                     static_cast<int>(payload.size()), payload.data(), qos, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      return MakeError("mqtt_publish", fmt::format("publish failed: {}", mosquitto_strerror(rc)));
+    }
+    UpdateInterest();
+    return qos > 0 ? mid : 0;
+  }
+
+  Status Subscribe(const std::vector<std::string>& filters, int qos) override {
+    if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
+    std::vector<char*> list;
+    list.reserve(filters.size());
+    for (const auto& f : filters) list.push_back(const_cast<char*>(f.c_str()));
+    const int rc = mosquitto_subscribe_multiple(mosq_, nullptr, static_cast<int>(list.size()),
+                                                list.data(), qos, 0, nullptr);
+    if (rc != MOSQ_ERR_SUCCESS) {
+      return MakeError("mqtt_subscribe",
+                       fmt::format("subscribe failed: {}", mosquitto_strerror(rc)));
+    }
+    UpdateInterest();
+    return Ok{};
+  }
+
+  void Close() override {
+    closed_ = true;
+    events_.clear();
+    if (mosq_ != nullptr && connected_) mosquitto_disconnect(mosq_);
+    connected_ = false;
+    // The client object (and its socket) lives until destruction: Close() may be called from
+    // inside a handler callback, with this object still on the stack.
+    if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
+    misc_timer_ = 0;
+    if (fd_ >= 0) loop_.Unwatch(fd_);
+    fd_ = -1;
+  }
+
  private:
   // Connects to `address` (numeric) with the rest of `options`.
   Status Start(const MqttConnectOptions& options, const std::string& address) {
@@ -152,49 +193,6 @@ class MosquittoConnection final : public MqttConnection {
     return Ok{};
   }
 
- public:
-  Result<int> Publish(std::string_view topic, std::string_view payload, int qos) override {
-    if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
-    int mid = 0;
-    const std::string topic_text(topic);
-    const int rc = mosquitto_publish(mosq_, &mid, topic_text.c_str(),
-                                     static_cast<int>(payload.size()), payload.data(), qos, false);
-    if (rc != MOSQ_ERR_SUCCESS) {
-      return MakeError("mqtt_publish", fmt::format("publish failed: {}", mosquitto_strerror(rc)));
-    }
-    UpdateInterest();
-    return qos > 0 ? mid : 0;
-  }
-
-  Status Subscribe(const std::vector<std::string>& filters, int qos) override {
-    if (mosq_ == nullptr || closed_ || ended_) return MakeError("mqtt_state", "not connected");
-    std::vector<char*> list;
-    list.reserve(filters.size());
-    for (const auto& f : filters) list.push_back(const_cast<char*>(f.c_str()));
-    const int rc = mosquitto_subscribe_multiple(mosq_, nullptr, static_cast<int>(list.size()),
-                                                list.data(), qos, 0, nullptr);
-    if (rc != MOSQ_ERR_SUCCESS) {
-      return MakeError("mqtt_subscribe",
-                       fmt::format("subscribe failed: {}", mosquitto_strerror(rc)));
-    }
-    UpdateInterest();
-    return Ok{};
-  }
-
-  void Close() override {
-    closed_ = true;
-    events_.clear();
-    if (mosq_ != nullptr && connected_) mosquitto_disconnect(mosq_);
-    connected_ = false;
-    // The client object (and its socket) lives until destruction: Close() may be called from
-    // inside a handler callback, with this object still on the stack.
-    if (misc_timer_ != 0) loop_.Cancel(misc_timer_);
-    misc_timer_ = 0;
-    if (fd_ >= 0) loop_.Unwatch(fd_);
-    fd_ = -1;
-  }
-
- private:
   // What libmosquitto reported, held until its call returns: handlers then run outside the
   // library's internal locks and may publish freely.
   struct Event {

@@ -23,7 +23,6 @@ ServiceReply Hub::SendCloudToDevice(const std::string& id, const Json& body) {
   std::string correlation_id;
   std::string content_type;
   std::string content_encoding;
-  std::int64_t ttl_s = config_.c2d_default_ttl_ms / 1000;
   Json properties = Json::object();
   if (!json::ReadString(body, "messageId", message_id)) return BadMember("messageId", "a string");
   if (!json::ReadString(body, "correlationId", correlation_id)) {
@@ -38,11 +37,16 @@ ServiceReply Hub::SendCloudToDevice(const std::string& id, const Json& body) {
   if (!json::ReadObject(body, "properties", properties)) {
     return BadMember("properties", "an object of strings");
   }
-  if (!json::ReadInt(body, "ttlSeconds", ttl_s) || ttl_s < 1 || ttl_s > kMaxTtlSeconds) {
-    return Error(400, 400004, "ArgumentInvalid", "ttlSeconds must be an integer from 1 to 172800");
+  std::int64_t ttl_ms = config_.c2d_default_ttl_ms;
+  if (body.contains("ttlSeconds")) {
+    std::int64_t ttl_s = 0;
+    if (!json::ReadInt(body, "ttlSeconds", ttl_s) || ttl_s < 1 || ttl_s > kMaxTtlSeconds) {
+      return Error(400, 400004, "ArgumentInvalid",
+                   "ttlSeconds must be an integer from 1 to 172800");
+    }
+    ttl_ms = ttl_s * 1000;
   }
-  const std::int64_t now = env_.wall.NowMs();
-  m.expiry_ms = body.contains("ttlSeconds") ? now + ttl_s * 1000 : now + config_.c2d_default_ttl_ms;
+  m.expiry_ms = env_.wall.NowMs() + ttl_ms;
   if (message_id.empty()) message_id = NewUuid();
   m.properties.push_back({"$.mid", message_id});
   m.properties.push_back({"$.to", "/devices/" + id + "/messages/devicebound"});

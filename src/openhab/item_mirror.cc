@@ -186,9 +186,11 @@ void ItemMirror::SetState(Item& item, const std::string& state, const std::strin
   const std::string_view base_type = item.is_group() && !item.group_type.empty()
                                          ? std::string_view(item.group_type)
                                          : std::string_view(item.type);
-  auto typed = value_type.empty() ? Result<State>(MakeError("untyped", ""))
-                                  : ParseTypedValue(value_type, state);
-  change.value = typed ? std::move(typed).value() : ParseStateTolerant(base_type, state);
+  std::optional<State> typed;
+  if (!value_type.empty()) {
+    if (auto parsed = ParseTypedValue(value_type, state)) typed = std::move(parsed).value();
+  }
+  change.value = typed ? std::move(*typed) : ParseStateTolerant(base_type, state);
   change.old_value = ParseStateTolerant(base_type, change.old_text);
   item.state = state;
   listener_.OnStateChanged(item, change);
