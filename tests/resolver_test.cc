@@ -41,18 +41,6 @@ TEST(ResolverTest, ThreadResolverAnswersOnTheLoop) {
   EXPECT_EQ(empty->error().code, "resolve");
 }
 
-TEST(ResolverTest, AnswersAfterTheResolverIsGoneAreDropped) {
-  PollLoop loop;
-  bool called = false;
-  {
-    ThreadResolver resolver(loop);
-    resolver.Resolve("localhost", [&](Result<std::vector<std::string>>) { called = true; });
-    // Destroyed at once: the lookup may finish and post, but nothing runs on the loop.
-  }
-  loop.RunUntil([] { return false; }, 100);
-  EXPECT_FALSE(called);
-}
-
 // A resolver whose DNS never answers.
 class SilentResolver final : public Resolver {
  public:

@@ -4,10 +4,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <deque>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,6 +18,7 @@
 #include "common/crypto.h"
 #include "common/url.h"
 #include "emulator/hub.h"
+#include "support/emulator_fixture.h"
 
 namespace iothub::emulator {
 
@@ -66,24 +65,6 @@ class RecordingBroker final : public BrokerPort {
 
   std::vector<Published> published;
   std::vector<std::string> kicked;
-};
-
-// A directory under the system's temp dir, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "hub_test.XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 // A method invocation's answer, once it arrives.
@@ -234,7 +215,7 @@ class HubTest : public ::testing::Test {
   ManualClock steady_{kSteadyStart};
   RecordingBroker broker_;
   MessageStore store_{1000};
-  TempDir dir_;
+  iothub::testing::TempDir dir_;
   std::string db_path_ = dir_.path() + "/registry.sqlite";
   std::vector<int> broker_downs_;
   int connections_[4] = {};
