@@ -108,6 +108,28 @@ TEST_F(DeviceSessionTest, ConnectsWithTheHubsUsernameAndARenewableToken) {
   ASSERT_NE(LastTwinGet(conn()), nullptr) << "a full twin GET follows every connect";
 }
 
+TEST_F(DeviceSessionTest, APublishOnlySessionSubscribesToTwinAnswersAndReadsNoTwin) {
+  config_.receive_cloud = false;
+  Connected();
+  EXPECT_EQ(conn().subscribed, (std::vector<std::string>{"$iothub/twin/res/#"}));
+  EXPECT_EQ(LastTwinGet(conn()), nullptr) << "no billed twin GET when nothing is received";
+}
+
+TEST_F(DeviceSessionTest, WithoutATwinTwinRequestsFailAtOnce) {
+  config_.receive_cloud = false;
+  config_.twin = false;
+  auto& s = Connected();
+  EXPECT_TRUE(conn().subscribed.empty());
+  std::optional<std::string> reported_error;
+  s.UpdateReported(Json{{"a", 1}},
+                   [&](Result<std::int64_t> r) { reported_error = r.ok() ? "" : r.error().code; });
+  std::optional<std::string> get_error;
+  s.GetTwin([&](Result<Json> r) { get_error = r.ok() ? "" : r.error().code; });
+  EXPECT_EQ(reported_error, "twin_unavailable");
+  EXPECT_EQ(get_error, "twin_unavailable");
+  EXPECT_EQ(LastTwinGet(conn()), nullptr);
+}
+
 TEST_F(DeviceSessionTest, ConfigurationErrorsNameTheField) {
   auto bad = [&](auto tweak, const std::string& expected) {
     azure::DeviceSessionConfig c = config_;

@@ -19,6 +19,11 @@ constexpr std::int64_t kTickMs = 1'000;
 constexpr std::int64_t kDayMs = 86'400'000;
 constexpr std::size_t kRecentCloudIds = 64;
 constexpr std::size_t kMaxMessageIdBytes = 128;
+
+Error TwinUnavailable() {
+  return MakeError("twin_unavailable",
+                   "this session does not use the device twin (basic tiers have none)");
+}
 constexpr std::size_t kMaxTopicBytes = 65'535;
 constexpr int kMaxTwinAttempts = 6;
 constexpr std::string_view kTwinResponsePrefix = "$iothub/twin/res/";
@@ -244,6 +249,10 @@ DeviceSession::TwinRequest DeviceSession::MakeTwinRequest(TwinKind kind, Json pa
 }
 
 void DeviceSession::GetTwin(TwinCallback done) {
+  if (!config_.twin) {
+    done(TwinUnavailable());
+    return;
+  }
   twin_requests_.push_back(MakeTwinRequest(TwinKind::kGet, Json(), std::move(done), nullptr));
   if (connack_ && !renewing_) SendTwinRequest(twin_requests_.back());
 }
@@ -251,6 +260,10 @@ void DeviceSession::GetTwin(TwinCallback done) {
 void DeviceSession::UpdateReported(Json patch, ReportedCallback done) {
   if (!patch.is_object()) {
     done(MakeError("bad_patch", "a reported-properties patch must be a JSON object"));
+    return;
+  }
+  if (!config_.twin) {
+    done(TwinUnavailable());
     return;
   }
   twin_requests_.push_back(
@@ -349,10 +362,14 @@ void DeviceSession::OnConnack(int code) {
   connack_ = true;
   connected_ms_ = loop_.NowMs();
   ++counters_.connects;
-  (void)connection_->Subscribe(
-      {c2d_prefix_ + "/#", "$iothub/twin/res/#", std::string(kDesiredPrefix) + "#",
-       std::string(kMethodPrefix) + "#"},
-      1);
+  std::vector<std::string> topics;
+  if (config_.receive_cloud) topics.push_back(c2d_prefix_ + "/#");
+  if (config_.twin) topics.emplace_back("$iothub/twin/res/#");
+  if (config_.receive_cloud) {
+    if (config_.twin) topics.push_back(std::string(kDesiredPrefix) + "#");
+    topics.push_back(std::string(kMethodPrefix) + "#");
+  }
+  if (!topics.empty()) (void)connection_->Subscribe(topics, 1);
   SetState(SessionState::kConnected, "connected");
   desired_.OnReconnect();
   FullGetIfNeeded();
@@ -578,6 +595,7 @@ bool DeviceSession::SendTwinRequest(TwinRequest& request) {
 
 void DeviceSession::FullGetIfNeeded() {
   if (!connack_ || internal_get_pending_ || !desired_.NeedsFullGet()) return;
+  if (!config_.twin || !config_.receive_cloud) return;
   internal_get_pending_ = true;
   twin_requests_.push_front(MakeTwinRequest(TwinKind::kInternalGet, Json(), nullptr, nullptr));
   if (!renewing_) SendTwinRequest(twin_requests_.front());

@@ -74,6 +74,13 @@ struct DeviceSessionConfig {
   // misread never stalls a device for a day).
   std::int64_t quota_probe_ms = std::int64_t{30} * 60'000;
   std::size_t max_cloud_message_bytes = std::size_t{256} * 1024;  // larger deliveries are dropped
+  // Which cloud features the session subscribes to. A device that only publishes needs none
+  // of the cloud-to-device paths: without `receive_cloud` it subscribes to no C2D, desired or
+  // method topic and makes no twin GET of its own after connecting (each one is billed, §5).
+  // Without `twin` (basic tiers: a twin request gets the device disconnected) GetTwin and
+  // UpdateReported fail at once with "twin_unavailable".
+  bool receive_cloud = true;
+  bool twin = true;
 };
 
 // A configuration from a device connection string (§1): HostName, DeviceId and the key or
