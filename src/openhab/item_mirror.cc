@@ -233,8 +233,11 @@ void ItemMirror::Apply(const Event& event, ChangeSource source) {
     case EventKind::kItemRemoved:
       if (items_.erase(event.item) > 0) listener_.OnItemRemoved(event.item);
       return;
+    case EventKind::kThingStatusChanged:
+      listener_.OnThingStatus(event);
+      return;
     default:
-      return;  // update requests, thing status, others: not item changes
+      return;  // update requests and others: not item changes
   }
 }
 

@@ -56,6 +56,9 @@ class MirrorListener {
   // The state changed: from an event, or found different by a resync. `item` already holds
   // the new state text.
   virtual void OnStateChanged(const Item& /*item*/, const StateChange& /*change*/) {}
+  // A thing's status changed (ThingStatusInfoChangedEvent; `event.payload` holds the new and
+  // old statusInfo objects). Things are not mirrored: the mirror only passes these on.
+  virtual void OnThingStatus(const Event& /*event*/) {}
   // A command sent to an item (by a user, a rule, or us).
   virtual void OnCommand(const std::string& /*item*/, const std::string& /*type*/,
                          const std::string& /*value*/) {}
