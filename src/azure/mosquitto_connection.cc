@@ -410,11 +410,12 @@ Result<std::unique_ptr<MosquittoConnector>> MosquittoConnector::Create(EventLoop
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   // Idle sessions hold no read/write buffers: most of a TLS connection's memory.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
-  if (tls.ca_file.empty()) {
-    if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
-      return MakeError("tls", "cannot load the system's CA certificates: " + OpenSslErrorText());
-    }
-  } else if (SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(), nullptr) != 1) {
+  // A private CA is trusted in addition to the system's, never instead of them.
+  if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+    return MakeError("tls", "cannot load the system's CA certificates: " + OpenSslErrorText());
+  }
+  if (!tls.ca_file.empty() &&
+      SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(), nullptr) != 1) {
     return MakeError("tls", fmt::format("cannot load CA certificates from '{}': {}", tls.ca_file,
                                         OpenSslErrorText()));
   }

@@ -15,7 +15,7 @@
 namespace iothub::azure {
 
 struct TlsOptions {
-  std::string ca_file;      // PEM bundle of trusted CAs; empty: the system's store
+  std::string ca_file;      // PEM bundle of CAs trusted besides the system's store
   std::string server_name;  // the name the server certificate must carry (the hub host name)
 };
 

@@ -71,7 +71,11 @@ std::unique_ptr<httplib::ClientImpl> MakeHttplibClient(const HttpClientConfig& c
   std::unique_ptr<httplib::ClientImpl> client;
   if (config.tls) {
     auto tls = std::make_unique<httplib::SSLClient>(config.host, config.port);
-    if (!config.ca_file.empty()) tls->set_ca_cert_path(config.ca_file.c_str());
+    // A private CA is trusted in addition to the system's store (its directory), never
+    // instead of it.
+    if (!config.ca_file.empty()) {
+      tls->set_ca_cert_path(config.ca_file.c_str(), X509_get_default_cert_dir());
+    }
     tls->enable_server_certificate_verification(true);
     SSL_CTX* ctx = tls->ssl_context();
     if (ctx == nullptr) {

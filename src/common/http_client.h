@@ -60,7 +60,7 @@ class HttpClient {
 struct HttpClientConfig {
   std::string host;
   int port = 443;
-  std::string ca_file;  // PEM bundle of trusted CAs; empty: the system's CAs
+  std::string ca_file;  // PEM bundle of CAs trusted besides the system's
   std::int64_t connect_timeout_ms = 10'000;
   std::int64_t read_timeout_ms = 30'000;
   bool tls = true;  // false: plain HTTP (a local openHAB on :8080); ca_file is then unused
@@ -68,7 +68,7 @@ struct HttpClientConfig {
 
 // HTTPS (or plain HTTP) through cpp-httplib on one worker thread this object owns: requests run one
 // at a time in the order sent, over one kept-alive connection, and completions are posted to the
-// loop. With TLS, the server certificate is verified against `ca_file` (or the system's CAs) and
+// loop. With TLS, the server certificate is verified against the system's CAs and `ca_file` and
 // must name `host`. Send() must be called on the loop thread, and the object destroyed there,
 // before the loop. Destruction drops the queued requests and interrupts the one in flight: no
 // `done` is called after the destructor starts, including completions already posted to the loop.
