@@ -1,5 +1,7 @@
 #include "azure/tier.h"
 
+#include <algorithm>
+
 namespace iothub::azure {
 
 Result<Tier> ParseTier(const std::string& text) {
@@ -64,6 +66,19 @@ std::int64_t DailyMessages(Tier tier, int units) {
       return 300'000'000LL * units;
   }
   return 0;
+}
+
+std::int64_t MeteredBytes(std::string_view body, const PropertyBag& properties) {
+  auto size = static_cast<std::int64_t>(body.size());
+  for (const auto& p : properties) {
+    if (!IsSystemProperty(p.name)) size += static_cast<std::int64_t>(p.name.size());
+    if (p.value) size += static_cast<std::int64_t>(p.value->size());
+  }
+  return size;
+}
+
+std::int64_t BilledMessages(std::int64_t bytes, std::int64_t chunk_bytes) {
+  return std::max<std::int64_t>(1, (bytes + chunk_bytes - 1) / chunk_bytes);
 }
 
 }  // namespace iothub::azure

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
+#include "azure/property_bag.h"
 #include "common/result.h"
 
 namespace iothub::azure {
@@ -29,5 +31,14 @@ std::int64_t ChunkBytes(Tier tier);
 // The hub's daily message quota for all its units: Free 8,000; size 1 400,000, size 2
 // 6,000,000, size 3 300,000,000 per unit.
 std::int64_t DailyMessages(Tier tier, int units);
+
+// Size of a message as IoT Hub meters it (§5): the body, plus the values (not the names) of
+// its system properties ("$.mid", "$.ct", ...), plus the names and values of its application
+// properties. The emulator bills with it and the connector packs messages by it.
+std::int64_t MeteredBytes(std::string_view body, const PropertyBag& properties);
+
+// Messages an operation of `bytes` is billed as with `chunk_bytes` chunks (§5):
+// ceil(bytes / chunk_bytes), at least 1 (an empty message still counts). `chunk_bytes` > 0.
+std::int64_t BilledMessages(std::int64_t bytes, std::int64_t chunk_bytes);
 
 }  // namespace iothub::azure

@@ -71,18 +71,7 @@ TierLimits LimitsFor(Tier tier, int units) {
   return {};
 }
 
-std::int64_t MeteredBytes(std::string_view body, const azure::PropertyBag& properties) {
-  auto size = static_cast<std::int64_t>(body.size());
-  for (const auto& p : properties) {
-    if (!azure::IsSystemProperty(p.name)) size += static_cast<std::int64_t>(p.name.size());
-    if (p.value) size += static_cast<std::int64_t>(p.value->size());
-  }
-  return size;
-}
-
-std::int64_t ThrottleSteps(std::int64_t bytes) {
-  return std::max<std::int64_t>(1, (bytes + kFourKilobytes - 1) / kFourKilobytes);
-}
+std::int64_t ThrottleSteps(std::int64_t bytes) { return BilledMessages(bytes, kFourKilobytes); }
 
 bool TokenBucket::TryTake(std::int64_t now_ms, double count) {
   if (last_ms_ >= 0 && now_ms > last_ms_) {
@@ -98,7 +87,7 @@ DailyQuota::DailyQuota(Tier tier, int units)
     : tier_(tier), units_(units), limits_(LimitsFor(tier, units)) {}
 
 std::int64_t DailyQuota::MessagesFor(std::int64_t bytes) const {
-  return std::max<std::int64_t>(1, (bytes + limits_.chunk_bytes - 1) / limits_.chunk_bytes);
+  return BilledMessages(bytes, limits_.chunk_bytes);
 }
 
 void DailyQuota::RollOver(std::int64_t now_ms) {

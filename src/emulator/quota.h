@@ -5,18 +5,18 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 
-#include "azure/property_bag.h"
 #include "azure/tier.h"
 #include "common/result.h"
 
 namespace iothub::emulator {
 
 // The tiers are the client library's (azure/tier.h); the emulator adds their throttles.
+using azure::BilledMessages;
 using azure::CheckUnits;
 using azure::IsBasicTier;
 using azure::kFourKilobytes;
+using azure::MeteredBytes;
 using azure::ParseTier;
 using azure::Tier;
 using azure::TierName;
@@ -45,10 +45,6 @@ struct TierLimits {
 };
 
 TierLimits LimitsFor(Tier tier, int units);
-
-// Size of a message as IoT Hub meters it (§5): the body, plus the values (not the names) of
-// its system properties, plus the names and values of its application properties.
-std::int64_t MeteredBytes(std::string_view body, const azure::PropertyBag& properties);
 
 // 4 KB throttle steps of a payload: ceil(bytes / 4096), at least 1.
 std::int64_t ThrottleSteps(std::int64_t bytes);
