@@ -9,6 +9,7 @@ packages=(
   libssl-dev libfmt-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libsqlite3-dev libtomlplusplus-dev
   libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev
   mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients clang-format clang-tidy
+  python3-jsonschema
 )
 # Node.js may already come from elsewhere (e.g. a preinstalled toolchain): use that one.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
