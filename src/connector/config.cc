@@ -529,7 +529,10 @@ Result<Config> Parse(std::string_view text, const std::string& file,
   ReadQuota(Section(root, "quota"), config.quota, check);
   ReadStore(Section(root, "store"), config.store, check);
   check.String(Section(root, "metrics"), "metrics", "listen", config.metrics.listen);
-  if (!config.metrics.listen.empty() && !IsHostPort(config.metrics.listen)) {
+  // Port 0 lets the system pick one (the ready line says which): for tests and second copies.
+  if (!config.metrics.listen.empty() && !IsHostPort(config.metrics.listen) &&
+      !(config.metrics.listen.ends_with(":0") &&
+        IsHostPort(config.metrics.listen.substr(0, config.metrics.listen.size() - 1) + "1"))) {
     check.Problem(Section(root, "metrics").get("listen"), "[metrics] listen",
                   "expected host:port (e.g. 127.0.0.1:9464), or \"\" for none");
   }

@@ -1,0 +1,290 @@
+#include "connector/dispatcher.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <utility>
+
+#include "common/crypto.h"
+
+namespace iothub::connector {
+namespace {
+
+constexpr std::string_view kBudgetMeta = "connector.budget";
+constexpr std::string_view kSequenceMeta = "connector.sequence";
+constexpr std::int64_t kDefaultEntryBytes = 80;
+
+std::int64_t ParseInt(std::string_view text) {
+  std::int64_t value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  return value;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(EventLoop& loop, const Clock& wall, Outbox& outbox, Budget& budget,
+                       ItemBook& items, Log& log, DispatcherOptions options)
+    : loop_(loop),
+      wall_(wall),
+      outbox_(outbox),
+      budget_(budget),
+      items_(items),
+      log_(log),
+      options_(std::move(options)),
+      packer_(options_.pack) {
+  const std::int64_t now = wall_.NowMs();
+  if (auto stored = outbox_.GetMeta(kBudgetMeta); stored && *stored) {
+    if (auto restored = budget_.Restore(**stored, now); !restored) {
+      log_.Warn("budget", "stored budget unreadable ({}); assuming the most a run could have spent",
+                restored.error().message);
+    }
+  } else {
+    (void)budget_.Restore("", now);
+  }
+  if (auto stored = outbox_.GetMeta(kSequenceMeta); stored && *stored) {
+    sequence_ = ParseInt(**stored);
+  }
+  resend_ = outbox_.Sealed();
+  if (!resend_.empty()) {
+    log_.Info("outbox",
+              "{} message(s) sent before the last stop were not acknowledged: "
+              "resending them first, with their message ids",
+              resend_.size());
+  }
+  merge_timer_ = loop_.RunAfter(options_.merge_check_ms, [this] { CheckMerge(); });
+}
+
+Dispatcher::~Dispatcher() {
+  if (budget_timer_ != 0) loop_.Cancel(budget_timer_);
+  if (merge_timer_ != 0) loop_.Cancel(merge_timer_);
+}
+
+void Dispatcher::Attach(azure::DeviceSession* session) {
+  session_ = session;
+  if (session_ != nullptr) session_->SetTelemetrySource(this);
+}
+
+void Dispatcher::Wake() {
+  if (session_ != nullptr) session_->TelemetryReady();
+}
+
+azure::TelemetryMessage Dispatcher::ToTelemetry(const SealedMessage& sealed) {
+  azure::TelemetryMessage message;
+  message.body = sealed.body;
+  for (const auto& [name, value] : sealed.properties) message.properties.push_back({name, value});
+  message.message_id = sealed.message_id;
+  message.content_type = sealed.content_type;
+  message.content_encoding = sealed.content_encoding;
+  message.creation_time = sealed.creation_time;
+  return message;
+}
+
+std::optional<azure::TelemetryMessage> Dispatcher::NextTelemetry() {
+  if (resend_next_ < resend_.size()) {
+    const SealedMessage& sealed = resend_[resend_next_++];
+    in_flight_[sealed.message_id] = InFlight{{}, sealed.sealed_ms, false};
+    ++counters_.messages_resent_after_restart;
+    counters_.bytes += static_cast<std::int64_t>(sealed.body.size());
+    if (resend_next_ == resend_.size()) {
+      resend_.clear();
+      resend_next_ = 0;
+    }
+    return ToTelemetry(sealed);
+  }
+  if (hub_exhausted_) return std::nullopt;
+  return Build();
+}
+
+std::optional<azure::TelemetryMessage> Dispatcher::Build() {
+  std::vector<Entry> entries = outbox_.Peek(options_.peek_entries);
+  if (entries.empty()) return std::nullopt;
+  const std::int64_t now = wall_.NowMs();
+  MessageHeader header{NewUuid(), sequence_ + 1, now};
+  PackResult packed = packer_.Pack(entries, header);
+  while (!packed.message && packed.oversized_entry) {
+    // One entry alone is over IoT Hub's 256 KB: send what it was, not what it said.
+    auto it = std::find_if(entries.begin(), entries.end(),
+                           [&](const Entry& e) { return e.id == *packed.oversized_entry; });
+    if (it == entries.end()) return std::nullopt;
+    log_.Warn("telemetry", "the state of '{}' is {} bytes, over IoT Hub's limit: sent without it",
+              it->key, packed.oversized_bytes);
+    it->value = LeftOutValue(packed.oversized_bytes);
+    it->unit.clear();
+    packed = packer_.Pack(entries, header);
+  }
+  if (!packed.message) return std::nullopt;
+  PackedMessage& message = *packed.message;
+
+  const auto same_kind = std::count_if(entries.begin(), entries.end(),
+                                       [&](const Entry& e) { return e.kind == message.kind; });
+  const bool partial = static_cast<std::int64_t>(message.entry_ids.size()) == same_kind &&
+                       entries.size() < options_.peek_entries;
+  // One message that is not full at a time: what arrives meanwhile joins the next one.
+  if (partial && partial_in_flight_ > 0) return std::nullopt;
+  if (!budget_.CanSpend(message.billed_messages, Pool::kMain, now)) {
+    WaitForBudget(message.billed_messages);
+    CheckMerge();
+    return std::nullopt;
+  }
+  budget_.Spend(message.billed_messages, Pool::kMain, now);
+
+  SealedMessage sealed;
+  sealed.message_id = message.message.message_id;
+  sealed.device_id = options_.device_id;
+  sealed.body = message.message.body;
+  for (const auto& p : message.message.properties) {
+    sealed.properties.emplace_back(p.name, p.value.value_or(""));
+  }
+  sealed.content_type = message.message.content_type;
+  sealed.content_encoding = message.message.content_encoding;
+  sealed.creation_time = message.message.creation_time;
+  sealed.billed_chunks = message.billed_messages;
+  sealed.sequence = header.seq;
+  sealed.sealed_ms = now;
+  const std::vector<std::pair<std::string, std::string>> meta = {
+      {std::string(kBudgetMeta), budget_.Serialize()},
+      {std::string(kSequenceMeta), std::to_string(header.seq)}};
+  if (auto stored = outbox_.Seal(sealed, message.entry_ids, meta); !stored) {
+    // Nothing of it happened on disk; the spend is kept in memory (conservative).
+    ++counters_.store_errors;
+    log_.Error("outbox", "cannot seal a message: {}", stored.error().message);
+    return std::nullopt;
+  }
+  sequence_ = header.seq;
+
+  InFlight flight{{}, now, partial};
+  for (const std::int64_t id : message.entry_ids) {
+    const auto it =
+        std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.id == id; });
+    if (it != entries.end()) flight.keys.push_back(it->key);
+  }
+  if (partial) ++partial_in_flight_;
+  in_flight_[sealed.message_id] = std::move(flight);
+
+  ++counters_.messages_sealed;
+  ++counters_.by_kind[message.kind];
+  counters_.entries_sent += static_cast<std::int64_t>(message.entry_ids.size());
+  counters_.bytes += static_cast<std::int64_t>(sealed.body.size());
+  counters_.billed_chunks += message.billed_messages;
+  packed_entries_ += static_cast<std::int64_t>(message.entry_ids.size());
+  packed_bytes_ += message.metered_bytes;
+  return std::move(message.message);
+}
+
+void Dispatcher::WaitForBudget(std::int64_t chunks) {
+  if (budget_timer_ != 0) return;
+  const std::int64_t now = wall_.NowMs();
+  const std::int64_t at = budget_.NextAvailableMs(chunks, Pool::kMain, now);
+  if (at == kNeverMs) {
+    log_.Warn("budget", "a message of {} billed messages can never fit this window's budget",
+              chunks);
+    return;
+  }
+  ++counters_.budget_waits;
+  budget_timer_ = loop_.RunAfter(std::max<std::int64_t>(1, at - now), [this] {
+    budget_timer_ = 0;
+    Wake();
+  });
+}
+
+void Dispatcher::Delivered(std::string_view message_id) {
+  const std::int64_t now = wall_.NowMs();
+  outbox_.Acknowledge(message_id);
+  ++counters_.messages_delivered;
+  counters_.last_delivered_ms = now;
+  const auto it = in_flight_.find(message_id);
+  if (it != in_flight_.end()) {
+    if (it->second.partial) --partial_in_flight_;
+    for (const auto& key : it->second.keys) {
+      const auto stats = items_.find(key);
+      if (stats == items_.end()) continue;
+      stats->second.last_delivered_ms = now;
+      // Fresh unless a newer state was accepted after this message was built.
+      if (stats->second.last_accepted_ms <= it->second.sealed_ms) {
+        stats->second.pending_since_ms = 0;
+      }
+    }
+    in_flight_.erase(it);
+  }
+  Wake();
+}
+
+void Dispatcher::Refused(std::string_view message_id, const Error& why) {
+  ++counters_.messages_refused;
+  log_.Error("telemetry", "the hub session cannot send message {}: {}; it is dropped", message_id,
+             why.message);
+  const auto it = in_flight_.find(message_id);
+  if (it != in_flight_.end()) {
+    if (it->second.partial) --partial_in_flight_;
+    in_flight_.erase(it);
+  }
+  outbox_.Acknowledge(message_id);
+}
+
+void Dispatcher::SessionState(azure::SessionState state, std::int64_t quota_resume_wall_ms) {
+  if (state == azure::SessionState::kQuotaExhausted) {
+    if (!hub_exhausted_) {
+      hub_exhausted_ = true;
+      budget_.HubExhausted(quota_resume_wall_ms);
+      MergeAll("the hub's daily quota is exhausted");
+    }
+    return;
+  }
+  if (state == azure::SessionState::kConnected && hub_exhausted_) {
+    hub_exhausted_ = false;
+    budget_.HubResumed();
+  }
+  if (state != azure::SessionState::kConnected) {
+    // The session resends its window on the next connection; partial messages stay partial.
+    return;
+  }
+}
+
+std::int64_t Dispatcher::avg_entry_bytes() const {
+  if (packed_entries_ == 0) return kDefaultEntryBytes;
+  const std::int64_t overhead = 160 * counters_.messages_sealed;
+  return std::max<std::int64_t>(16, (packed_bytes_ - overhead) / packed_entries_);
+}
+
+double Dispatcher::StalenessBoundSeconds() const {
+  return budget_.StalenessBoundSeconds(std::max<std::int64_t>(1, item_count_), avg_entry_bytes(),
+                                       160, wall_.NowMs());
+}
+
+void Dispatcher::CheckMerge() {
+  if (merge_timer_ != 0) loop_.Cancel(merge_timer_);
+  merge_timer_ = loop_.RunAfter(options_.merge_check_ms, [this] {
+    merge_timer_ = 0;
+    CheckMerge();
+  });
+  const OutboxStats stats = outbox_.Stats();
+  if (stats.pending_entries <= item_count_) return;  // at most one entry per item: nothing to merge
+  const std::int64_t now = wall_.NowMs();
+  const std::int64_t chunk = std::max<std::int64_t>(1, options_.pack.chunk_bytes);
+  const std::int64_t per_message = std::max<std::int64_t>(1, (chunk - 160) / avg_entry_bytes());
+  const std::int64_t backlog = (stats.pending_entries + per_message - 1) / per_message;
+  const double bound = StalenessBoundSeconds();
+  const auto horizon_ms =
+      static_cast<std::int64_t>(std::min(bound, 86'400.0 * 2) * 1000.0) + options_.merge_check_ms;
+  if (backlog <= budget_.ChunksAvailableWithin(horizon_ms, Pool::kMain, now)) return;
+  MergeAll(
+      fmt::format("{} pending changes need about {} messages; the budget allows fewer "
+                  "within the staleness bound of {:.0f} s",
+                  stats.pending_entries, backlog, bound));
+}
+
+void Dispatcher::MergeAll(std::string_view why) {
+  auto report = outbox_.MergeHistory();
+  if (!report) {
+    ++counters_.store_errors;
+    log_.Error("outbox", "cannot merge history: {}", report.error().message);
+    return;
+  }
+  if (report->merged == 0) return;
+  ++counters_.merges;
+  log_.Info("budget", "merged {} changes of {} items into their latest states: {}", report->merged,
+            report->per_key.size(), why);
+}
+
+}  // namespace iothub::connector
