@@ -5,11 +5,13 @@
 // and every body produced is validated against docs/message-format.schema.json.
 #include "connector/message_format.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <random>
 #include <string>
@@ -164,16 +166,22 @@ TEST(MessageFormatTest, KindNames) {
 }
 
 TEST(MessageFormatTest, TimesAreUtcWithMilliseconds) {
-  EXPECT_EQ(FormatTimeMs(0), "1970-01-01T00:00:00.000Z");
-  EXPECT_EQ(FormatTimeMs(kT0), "2026-12-02T12:00:00.123Z");
-  EXPECT_EQ(FormatTimeMs(-1), "1969-12-31T23:59:59.999Z");
-  EXPECT_EQ(FormatTimeMs(951'782'400'000), "2000-02-29T00:00:00.000Z");
-  EXPECT_EQ(FormatTimeMs(-300'000'000'000'000), "0001-01-01T00:00:00.000Z");  // clamped
-  EXPECT_EQ(FormatTimeMs(300'000'000'000'000), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatIsoTimeMs(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatIsoTimeMs(kT0), "2026-12-02T12:00:00.123Z");
+  EXPECT_EQ(FormatIsoTimeMs(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatIsoTimeMs(951'782'400'000), "2000-02-29T00:00:00.000Z");
+  EXPECT_EQ(FormatIsoTimeMs(-300'000'000'000'000), "0001-01-01T00:00:00.000Z");  // clamped
+  EXPECT_EQ(FormatIsoTimeMs(300'000'000'000'000), "9999-12-31T23:59:59.999Z");
   std::mt19937_64 random(7);
   for (int i = 0; i < 1000; ++i) {
     const auto ms = static_cast<std::int64_t>(random() % 4'000'000'000'000ULL);
-    ASSERT_EQ(FormatTimeMs(ms), FormatIsoTimeMs(ms)) << ms;
+    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    ASSERT_EQ(FormatIsoTimeMs(ms),
+              fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000))
+        << ms;
   }
 }
 
@@ -433,7 +441,7 @@ TEST_F(PackTest, AnItemsChangesTravelAsAHistoryInOrder) {
   const Json item = Body(m)["items"]["Meter_Power"];
   EXPECT_EQ(item["value"], 131);
   EXPECT_EQ(item["unit"], "W");
-  EXPECT_EQ(item["time"], FormatTimeMs(kT0 + 5000));
+  EXPECT_EQ(item["time"], FormatIsoTimeMs(kT0 + 5000));
   // Oldest first; a unit is written only where it differs from the latest one.
   EXPECT_NE(m.message.body.find(
                 R"("Meter_Power":{"type":"Number:Power","value":131,"unit":"W",)"

@@ -67,7 +67,10 @@ class ManualClock final : public Clock {
 // ISO 8601 UTC with 7 fractional digits, as IoT Hub prints times ("2024-01-02T03:04:05.1230000Z").
 std::string FormatIsoTime(std::int64_t epoch_ms);
 // The same with milliseconds only, `2025-06-01T10:00:00.123Z`: what Java's
-// ISO_ZONED_DATE_TIME writes for a UTC instant with millisecond precision.
+// ISO_ZONED_DATE_TIME writes for a UTC instant with millisecond precision. Any instant of the
+// years 0001-9999, negative epochs included; beyond that range it is clamped.
 std::string FormatIsoTimeMs(std::int64_t epoch_ms);
+// The same appended to `out`, without allocating: for hot paths (message packing).
+void AppendIsoTimeMs(std::string& out, std::int64_t epoch_ms);
 
 }  // namespace iothub

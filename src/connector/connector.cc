@@ -214,7 +214,7 @@ void Connector::StartSession(const std::string& key) {
 void Connector::Facts() {
   const BudgetFigures figures = budget_.Figures(wall_.NowMs());
   twin_->SetFacts({{"version", kVersion},
-                   {"started", FormatTimeMs(started_ms_)},
+                   {"started", FormatIsoTimeMs(started_ms_)},
                    {"mode", kModeNames[static_cast<int>(config_.iothub.mode)]},
                    {"budget",
                     {{"tier", azure::TierName(config_.quota.tier)},
@@ -235,7 +235,7 @@ void Connector::OnState(azure::SessionState state, std::string_view detail) {
       log_.Warn("hub",
                 "the hub's daily message quota is exhausted (other devices may share it): "
                 "changes are kept and merged; sending resumes at {}",
-                FormatTimeMs(session_ ? session_->quota_resume_wall_ms() : 0));
+                FormatIsoTimeMs(session_ ? session_->quota_resume_wall_ms() : 0));
       NoteError("quota", std::string(detail));
       break;
     case azure::SessionState::kRefused:

@@ -105,42 +105,6 @@ std::int64_t MembersLowerBound(const Entry& entry) {
   return bound;
 }
 
-void AppendTime(std::string& out, std::int64_t epoch_ms) {
-  constexpr std::int64_t kDayMs = 86'400'000;
-  constexpr std::int64_t kMin = -62'135'596'800'000;  // 0001-01-01T00:00:00.000Z
-  constexpr std::int64_t kMax = 253'402'300'799'999;  // 9999-12-31T23:59:59.999Z
-  epoch_ms = std::clamp(epoch_ms, kMin, kMax);
-  std::int64_t days = epoch_ms / kDayMs;
-  std::int64_t ms = epoch_ms % kDayMs;
-  if (ms < 0) {
-    ms += kDayMs;
-    --days;
-  }
-  const std::chrono::year_month_day date{std::chrono::sys_days{std::chrono::days{days}}};
-  const auto put = [&out](std::int64_t value, int width) {
-    std::array<char, 4> digits{};
-    for (int i = width - 1; i >= 0; --i) {
-      digits[static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
-      value /= 10;
-    }
-    out.append(digits.data(), static_cast<std::size_t>(width));
-  };
-  put(static_cast<int>(date.year()), 4);
-  out += '-';
-  put(static_cast<unsigned>(date.month()), 2);
-  out += '-';
-  put(static_cast<unsigned>(date.day()), 2);
-  out += 'T';
-  put(ms / 3'600'000, 2);
-  out += ':';
-  put(ms / 60'000 % 60, 2);
-  out += ':';
-  put(ms / 1000 % 60, 2);
-  out += '.';
-  put(ms % 1000, 3);
-  out += 'Z';
-}
-
 }  // namespace
 
 std::string_view ToString(EntryKind kind) {
@@ -153,13 +117,6 @@ std::string_view ToString(EntryKind kind) {
       return "things";
   }
   return "changes";
-}
-
-std::string FormatTimeMs(std::int64_t epoch_ms) {
-  std::string text;
-  text.reserve(24);
-  AppendTime(text, epoch_ms);
-  return text;
 }
 
 Json LeftOutValue(std::int64_t bytes, std::string_view mime_type) {
@@ -213,7 +170,7 @@ EncodedValue EncodeValue(std::string_view item_type, const openhab::State& state
     }
     case StateKind::kDateTime:
       if (state.date_time.epoch_ms) {
-        out.value = FormatTimeMs(*state.date_time.epoch_ms);
+        out.value = FormatIsoTimeMs(*state.date_time.epoch_ms);
       } else {
         out.value = std::move(openhab::ToJson(state)["value"]);
       }
@@ -324,7 +281,7 @@ MessagePacker::Fragment MessagePacker::Serialise(const Entry& entry, std::size_t
     AppendString(entry.state);
   }
   arena_ += ",\"time\":\"";
-  AppendTime(arena_, entry.time_ms);
+  AppendIsoTimeMs(arena_, entry.time_ms);
   arena_ += '"';
   if (entry.count > 1) {
     arena_ += ",\"merged\":{\"count\":";
@@ -338,7 +295,7 @@ MessagePacker::Fragment MessagePacker::Serialise(const Entry& entry, std::size_t
       arena_ += Dump(NumberJson(*entry.max));
     }
     arena_ += ",\"since\":\"";
-    AppendTime(arena_, entry.first_ms != 0 ? entry.first_ms : entry.time_ms);
+    AppendIsoTimeMs(arena_, entry.first_ms != 0 ? entry.first_ms : entry.time_ms);
     arena_ += "\"}";
   }
   f.post_len = arena_.size() - f.post_at;
@@ -403,7 +360,7 @@ PackResult MessagePacker::Pack(std::span<const Entry> entries, const MessageHead
   const EntryKind kind = entries.front().kind;
   const bool things = kind == EntryKind::kThing;
   const std::string_view kind_name = ToString(kind);
-  const std::string creation_time = FormatTimeMs(header.created_ms);
+  const std::string creation_time = FormatIsoTimeMs(header.created_ms);
 
   std::string envelope_head = "{\"v\":" + std::to_string(kMessageFormatVersion) + ",\"kind\":\"";
   envelope_head += kind_name;

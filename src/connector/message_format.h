@@ -67,10 +67,6 @@ Json LeftOutValue(std::int64_t bytes, std::string_view mime_type = {});
 // application properties (azure::MeteredBytes). Thread-safe (pure).
 std::int64_t MeteredBytes(const azure::TelemetryMessage& message);
 
-// ISO 8601 UTC with milliseconds, "2026-12-02T12:00:00.123Z", for any instant of the years
-// 0001-9999 (negative epochs included; beyond that range it is clamped). Thread-safe (pure).
-std::string FormatTimeMs(std::int64_t epoch_ms);
-
 struct PackOptions {
   // Entries are added while the message's metered size stays within this: the metering
   // chunk (512 B Free, 4096 B paid), so that one billed message carries all it can.

@@ -13,7 +13,7 @@ Json ItemValue(const Entry& state) {
   if (!state.unit.empty()) value["unit"] = state.unit;
   if (!state.state.empty()) value["state"] = state.state;
   value["type"] = state.type;
-  if (state.time_ms != 0) value["time"] = FormatTimeMs(state.time_ms);
+  if (state.time_ms != 0) value["time"] = FormatIsoTimeMs(state.time_ms);
   return value;
 }
 
