@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "azure/connection_string.h"
+#include "connector/item_selection.h"
 #include "openhab/rest_client.h"
 
 namespace iothub::connector {
@@ -119,23 +120,9 @@ bool IsHostPort(std::string_view text) {
          });
 }
 
-// An item pattern of openhab.items: a name or glob of item-name characters and `*`/`?`, a
-// group (`@gLights`) or a tag (`#Temperature`).
-bool IsItemPattern(std::string_view pattern) {
-  if (pattern.empty()) return false;
-  if (pattern.front() == '@' || pattern.front() == '#') {
-    const std::string_view rest = pattern.substr(1);
-    if (rest.empty()) return false;
-    if (pattern.front() == '#') {
-      return std::none_of(rest.begin(), rest.end(),
-                          [](char c) { return std::iscntrl(static_cast<unsigned char>(c)); });
-    }
-    pattern = rest;
-  }
-  return std::all_of(pattern.begin(), pattern.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '*' || c == '?';
-  });
-}
+// Whether `pattern` is an item pattern of openhab.items, by the rules the selection compiles
+// them with (item_selection.h).
+bool IsItemPattern(std::string_view pattern) { return ItemPattern::Compile(pattern).ok(); }
 
 // Collects the problems of one parse; every message says where and which key.
 class Checker {
