@@ -132,6 +132,15 @@ int main(int argc, char** argv) {
     Line("{:<44} {:>12.0f} {:>10} {:>10.2f}", "one transaction per change", single_rate,
          run.commits, run.seconds);
   }
+  {
+    OutboxOptions fsynced = options;
+    fsynced.sync_commits = true;
+    auto outbox = OpenFresh(loop, base + "/group-fsync", fsynced);
+    const std::int64_t n = std::min<std::int64_t>(changes, 20'000);
+    const Run run = Feed(loop, *outbox, n, 100);
+    Line("{:<44} {:>12.0f} {:>10} {:>10.2f}", "group commit, 100 per turn, each fsynced",
+         static_cast<double>(n) / run.seconds, run.commits, run.seconds);
+  }
   single.sync_commits = true;
   {
     const std::int64_t n = std::min<std::int64_t>(changes, 300);

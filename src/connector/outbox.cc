@@ -27,6 +27,7 @@ constexpr const char* kMetaFormat = "outbox.format_version";
 constexpr const char* kMetaNextId = "outbox.next_entry_id";
 constexpr const char* kMetaSynced = "outbox.synced_ms";
 
+// Filled in with the application id and the format version.
 constexpr const char* kSchema = R"sql(
 BEGIN;
 CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
@@ -61,9 +62,9 @@ CREATE TABLE messages(
   billed_chunks INTEGER NOT NULL,
   sequence INTEGER NOT NULL,
   sealed_ms INTEGER NOT NULL);
-INSERT INTO meta(key, value) VALUES ('outbox.format_version', '1');
-PRAGMA application_id = 1229475650;
-PRAGMA user_version = 1;
+INSERT INTO meta(key, value) VALUES ('outbox.format_version', '{1}');
+PRAGMA application_id = {0};
+PRAGMA user_version = {1};
 COMMIT;
 )sql";
 
@@ -362,7 +363,8 @@ Status Outbox::Init() {
   }
   if (auto s = Exec("PRAGMA journal_mode=WAL"); !s) return s;
   if (fresh) {
-    if (auto s = Exec(kSchema); !s) {
+    const std::string schema = fmt::format(fmt::runtime(kSchema), kApplicationId, kFormatVersion);
+    if (auto s = Exec(schema.c_str()); !s) {
       (void)Exec("ROLLBACK");
       return s;
     }
@@ -515,8 +517,10 @@ void Outbox::ScheduleCommit() {
 
 void Outbox::CommitTask() {
   commit_posted_ = false;
-  if (!retry_timer_) (void)CommitBatch();
-  KeepBound();
+  if (!retry_timer_) {  // else the retry timer commits
+    (void)CommitBatch();
+    KeepBound();
+  }
   Deliver();
 }
 
@@ -540,8 +544,7 @@ void Outbox::ScheduleRetry() {
   if (retry_timer_) return;
   retry_timer_ = loop_.RunAfter(retry_backoff_.NextDelayMs(), liveness_.Guard([this] {
     retry_timer_.reset();
-    (void)CommitBatch();
-    KeepBound();
+    if (CommitBatch().ok()) KeepBound();
     Deliver();
   }));
 }

@@ -8,7 +8,8 @@
 // An entry counts as accepted once the transaction that wrote it committed: from then on it
 // survives the process's death (kill -9, a crash). A power cut or kernel crash can lose the
 // commits since the last WAL sync, at most `sync_interval_ms` old (docs/outbox.md says exactly
-// what is guaranteed).
+// what is guaranteed). Past `max_bytes` it merges older history, oldest first, and never drops
+// a latest state; when nothing is left to merge it says it is full and keeps one entry per key.
 //
 // Not thread-safe: the outbox and every callback it makes belong to the loop thread.
 #pragma once
@@ -92,20 +93,22 @@ struct MergeReport {
   std::map<std::string, std::int64_t> per_key;  // the same, by key (only keys with merges)
 };
 
+// For metrics and the status command.
 struct OutboxStats {
   std::int64_t pending_entries = 0;  // committed, not sealed
   std::int64_t batched_entries = 0;  // added, not committed yet (in memory)
   std::int64_t sealed_messages = 0;  // sealed, not acknowledged
-  std::int64_t oldest_pending_ms =
-      0;                        // wall-clock time the longest-waiting entry was accepted; 0: none
-  std::int64_t file_bytes = 0;  // the database and its WAL on disk
+  // Wall-clock time (epoch ms) at which the longest-waiting pending entry was accepted; 0: none.
+  std::int64_t oldest_pending_ms = 0;
+  std::int64_t file_bytes = 0;        // the database and its WAL on disk
   std::int64_t entries_accepted = 0;  // committed since Open
   std::int64_t merged = 0;            // entries merged away since Open (history and memory)
   std::int64_t snapshots_replaced = 0;
-  std::int64_t commits = 0;
-  std::int64_t commit_errors = 0;
+  std::int64_t commits = 0;        // write transactions committed
+  std::int64_t commit_errors = 0;  // write transactions that failed
   std::int64_t syncs = 0;
-  bool full = false;  // over max_bytes with nothing left to merge: new entries keep one per key
+  // Over max_bytes with nothing left to merge: new entries keep one per key.
+  bool full = false;
   std::int64_t full_events = 0;  // times it became full since Open
 };
 
@@ -116,8 +119,8 @@ class Outbox {
   // by another process (one connector per store), I/O errors, a max_bytes below 128 KiB.
   // `loop` must outlive the outbox.
   static Result<std::unique_ptr<Outbox>> Open(EventLoop& loop, OutboxOptions options);
-  // Commits what is batched (failures are dropped with the rest of the memory) and closes the
-  // file, which checkpoints the WAL into it. No callback runs after this.
+  // Commits what is batched (if that fails, the batch is lost: it was never accepted) and
+  // closes the file, which checkpoints the WAL into it. No callback runs after this.
   ~Outbox();
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
@@ -132,31 +135,34 @@ class Outbox {
   // replaced one's place in the send order); changes and things are appended.
   void Add(Entry entry);
 
-  // Commits what is batched now (entries and acknowledgements), e.g. at shutdown.
+  // Commits what is batched now (entries and acknowledgements), e.g. at shutdown. Errors:
+  // "store" (the batch stays in memory and is retried).
   Status Flush();
 
-  // fsyncs the WAL, so that every commit so far survives a power cut. Runs by itself
-  // `sync_interval_ms` after a commit.
+  // Commits what is batched, then fsyncs the WAL, so that every commit so far survives a
+  // power cut. Runs by itself `sync_interval_ms` after a commit.
   Status Sync();
 
   // Up to `max_entries` committed entries in send order: priority high, normal, low, then the
   // longest waiting first (the id of the oldest fact an entry stands for). Uncommitted ones
-  // are not shown. An I/O error yields what was read before it (and is counted).
+  // are not shown. An I/O error yields what was read before it (and sets last_error()).
   std::vector<Entry> Peek(std::size_t max_entries);
 
   // In one transaction: stores `message`, deletes the entries `entry_ids` (ids that are gone,
   // replaced or merged meanwhile, are skipped: their newer state stays pending) and writes
-  // the `meta` rows. Commits the batch first. Errors: "store" (I/O, a duplicate message id);
-  // then nothing of it happened.
+  // the `meta` rows (keys not starting with "outbox."). Commits the batch first; keeps the
+  // disk bound after. Errors: "store" (I/O, a duplicate message id); then nothing of it
+  // happened.
   Status Seal(const SealedMessage& message, std::span<const std::int64_t> entry_ids,
               const std::vector<std::pair<std::string, std::string>>& meta = {});
 
   // Sealed, unacknowledged messages in seal order.
   std::vector<SealedMessage> Sealed();
 
-  // Forgets a sealed message (group-committed like Add; it leaves Sealed() at once). Unknown
-  // ids are ignored. A failed commit is retried; until then the message would be resent after
-  // a restart, which the hub's duplicate detection by message id expects.
+  // Forgets a sealed message (group-committed like Add, so there is nothing to return; it
+  // leaves Sealed() at once). Unknown ids are ignored. A failed commit is retried; until then
+  // the message would be resent after a restart, which the hub's duplicate detection by
+  // message id expects.
   void Acknowledge(std::string_view message_id);
 
   // Merges each key's pending history into one entry per key: the changes of an item (with
@@ -164,7 +170,7 @@ class Outbox {
   // merged entry has the newest value, unit, state, type and time, the highest priority, the
   // sum of the counts, the oldest first time, and min/max over the numeric values and earlier
   // min/max; it gets a new id and keeps the oldest one's place in the send order. Commits the
-  // batch first.
+  // batch first. Errors: "store" (then nothing was merged).
   Result<MergeReport> MergeHistory(const MergeFilter& filter = {});
 
   // The durable key/value table. Keys starting with "outbox." are the outbox's own.
@@ -175,8 +181,8 @@ class Outbox {
   OutboxStats Stats();
   // Entries merged away since Open, by key.
   const std::map<std::string, std::int64_t>& merged_by_key() const { return merged_by_key_; }
-  // The last failure (a commit, a merge, a read), or nullopt since the last success of a
-  // commit. Code "store"; "full" when the disk bound cannot be kept.
+  // The last failure (a write, a read), until the next successful write; code "store". Or,
+  // while Stats().full, the error saying so, code "full".
   const std::optional<Error>& last_error() const { return last_error_; }
   const std::string& path() const { return path_; }
 
