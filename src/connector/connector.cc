@@ -173,7 +173,7 @@ void Connector::ConnectHub() {
 void Connector::Provision() {
   provisioner_ = std::make_unique<Provisioner>(loop_, *hub_http_, wall_, random_, plan_,
                                                config_.store.dir, log_);
-  provisioner_->Run(liveness_.Guard([this](Result<std::string> key) {
+  provisioner_->Run(liveness_.Guard([this](const Result<std::string>& key) {
     if (key) {
       log_.AddSecret(*key);
       provision_backoff_.Reset();

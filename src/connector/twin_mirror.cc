@@ -26,7 +26,7 @@ std::size_t MemberBytes(const std::string& key, const Json& value) {
 
 TwinMirror::TwinMirror(EventLoop& loop, const Clock& wall, Budget& budget, Log& log,
                        TwinMirrorOptions options)
-    : loop_(loop), wall_(wall), budget_(budget), log_(log), options_(std::move(options)) {}
+    : loop_(loop), wall_(wall), budget_(budget), log_(log), options_(options) {}
 
 TwinMirror::~TwinMirror() {
   if (timer_ != 0) loop_.Cancel(timer_);
@@ -146,7 +146,7 @@ void TwinMirror::Flush() {
   in_flight_ = true;
   last_patch_ms_ = loop_.NowMs();
   session_->UpdateReported(
-      std::move(patch), liveness_.Guard([this, restore](Result<std::int64_t> version) {
+      std::move(patch), liveness_.Guard([this, restore](const Result<std::int64_t>& version) {
         in_flight_ = false;
         if (version) {
           ++counters_.patches;

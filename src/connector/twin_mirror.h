@@ -29,9 +29,10 @@ namespace iothub::connector {
 
 struct TwinMirrorOptions {
   bool enabled = true;
-  std::int64_t min_interval_ms = 1'000;   // between patches, at the least
-  std::size_t max_bytes = 32 * 1024;      // IoT Hub's limit for reported properties
-  std::size_t headroom_bytes = 2 * 1024;  // kept for $metadata-free growth and the facts
+  std::int64_t min_interval_ms = 1'000;            // between patches, at the least
+  std::size_t max_bytes = std::size_t{32} * 1024;  // IoT Hub's limit for reported properties
+  std::size_t headroom_bytes =
+      std::size_t{2} * 1024;  // kept for $metadata-free growth and the facts
   std::int64_t retry_ms = 5'000;
 };
 
