@@ -40,15 +40,6 @@ struct CheckOptions {
   bool quiet_items = false;
 };
 
-std::string_view SendName(SendAs send) {
-  static constexpr std::string_view kNames[] = {"telemetry", "twin", "both", "none"};
-  return kNames[static_cast<int>(send)];
-}
-std::string_view PriorityName(Priority priority) {
-  static constexpr std::string_view kNames[] = {"high", "normal", "low"};
-  return kNames[static_cast<int>(priority)];
-}
-
 // Follows the event stream and counts what the filters would let through.
 class Observer final : public openhab::MirrorListener {
  public:
@@ -270,7 +261,7 @@ int Check(const CheckOptions& options) {
       const openhab::Item& item = items.at(name);
       if (!options.quiet_items) {
         std::cout << fmt::format("  {:<32} {:<22} send={:<9} priority={}{}\n", name, item.type,
-                                 SendName(policy.send), PriorityName(policy.priority),
+                                 ToString(policy.send), ToString(policy.priority),
                                  policy.deadband ? " deadband" : "");
       }
       if (policy.send == SendAs::kTelemetry || policy.send == SendAs::kBoth) {

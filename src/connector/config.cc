@@ -409,10 +409,12 @@ void ReadItemRules(const toml::table& root, std::vector<ItemRule>& out, Checker&
       check.Problem(t.contains("match") ? t.get("match") : &element, "[[item]] match",
                     "every [[item]] needs a match: an item pattern as in openhab.items");
     }
-    if (auto p = check.Choice(t, "item", "priority", {"high", "normal", "low"})) {
+    if (auto p = check.Choice(t, "item", "priority",
+                              {kPriorityNames[0], kPriorityNames[1], kPriorityNames[2]})) {
       rule.priority = static_cast<Priority>(*p);
     }
-    if (auto s = check.Choice(t, "item", "send", {"telemetry", "twin", "both", "none"})) {
+    if (auto s = check.Choice(t, "item", "send",
+                              {kSendNames[0], kSendNames[1], kSendNames[2], kSendNames[3]})) {
       rule.send = static_cast<SendAs>(*s);
     }
     if (const toml::node* node = t.get("deadband")) {

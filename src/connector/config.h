@@ -23,6 +23,15 @@ enum class Layout { kGateway };
 enum class Priority { kHigh, kNormal, kLow };
 enum class SendAs { kTelemetry, kTwin, kBoth, kNone };
 
+// The names the file gives these values, in enum order (config.cc reads them, the status and
+// the logs print them).
+inline constexpr std::string_view kModeNames[] = {"publish", "publish-command"};
+inline constexpr std::string_view kPriorityNames[] = {"high", "normal", "low"};
+inline constexpr std::string_view kSendNames[] = {"telemetry", "twin", "both", "none"};
+inline std::string_view ToString(Mode mode) { return kModeNames[static_cast<int>(mode)]; }
+inline std::string_view ToString(Priority p) { return kPriorityNames[static_cast<int>(p)]; }
+inline std::string_view ToString(SendAs send) { return kSendNames[static_cast<int>(send)]; }
+
 // A change smaller than this is not sent: a fraction of the last sent value (`5 %`) or an
 // absolute amount, with the unit it is measured in (`0.2 °C`, `10 W`, or none).
 struct Deadband {

@@ -9,38 +9,6 @@
 #include "connector/message_format.h"
 
 namespace iothub::connector {
-namespace {
-
-constexpr std::string_view kModeNames[] = {"publish", "publish-command"};
-
-std::string_view PriorityName(Priority priority) {
-  switch (priority) {
-    case Priority::kHigh:
-      return "high";
-    case Priority::kNormal:
-      return "normal";
-    case Priority::kLow:
-      return "low";
-  }
-  return "normal";
-}
-
-std::string_view SendName(SendAs send) {
-  switch (send) {
-    case SendAs::kTelemetry:
-      return "telemetry";
-    case SendAs::kTwin:
-      return "twin";
-    case SendAs::kBoth:
-      return "both";
-    case SendAs::kNone:
-      return "none";
-  }
-  return "both";
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Connector>> Connector::Create(EventLoop& loop, const Clock& wall, Log& log,
                                                      Config config, ConnectorOptions options,
                                                      Fatal fatal) {
@@ -142,7 +110,7 @@ Status Connector::Start() {
             "iothub-connector {} starting: openHAB {} → IoT Hub {} as device '{}' "
             "({} mode, {} tier, {} messages per {} s window)",
             kVersion, RedactUrl(config_.openhab.url), plan_.host_name, plan_.device_id,
-            kModeNames[static_cast<int>(config_.iothub.mode)], azure::TierName(config_.quota.tier),
+            ToString(config_.iothub.mode), azure::TierName(config_.quota.tier),
             config_.DailyBudget(), config_.quota.window_seconds);
   if (config_.iothub.mode == Mode::kPublishCommand) {
     log_.Warn("connector",
@@ -215,7 +183,7 @@ void Connector::Facts() {
   const BudgetFigures figures = budget_.Figures(wall_.NowMs());
   twin_->SetFacts({{"version", kVersion},
                    {"started", FormatIsoTimeMs(started_ms_)},
-                   {"mode", kModeNames[static_cast<int>(config_.iothub.mode)]},
+                   {"mode", ToString(config_.iothub.mode)},
                    {"budget",
                     {{"tier", azure::TierName(config_.quota.tier)},
                      {"messages", figures.budget},
@@ -356,7 +324,7 @@ StatusSnapshot Connector::Snapshot() {
   s.connector.version = std::string(kVersion);
   s.connector.started_ms = started_ms_;
   s.connector.now_ms = now;
-  s.connector.mode = std::string(kModeNames[static_cast<int>(config_.iothub.mode)]);
+  s.connector.mode = std::string(ToString(config_.iothub.mode));
   s.connector.layout = "gateway";
   s.connector.config_file = options_.config_file;
   s.connector.store_dir = config_.store.dir;
@@ -478,8 +446,8 @@ StatusSnapshot Connector::Snapshot() {
     if (replicator_) {
       const auto policy = replicator_->selected().find(name);
       if (policy != replicator_->selected().end()) {
-        item.priority = std::string(PriorityName(policy->second.priority));
-        item.send = std::string(SendName(policy->second.send));
+        item.priority = std::string(ToString(policy->second.priority));
+        item.send = std::string(ToString(policy->second.send));
       }
     }
     if (merged != nullptr) {

@@ -10,8 +10,6 @@
 namespace iothub::connector {
 namespace {
 
-constexpr std::string_view kSendModes[] = {"telemetry", "twin", "both", "none"};
-constexpr std::string_view kPriorities[] = {"high", "normal", "low"};
 constexpr std::string_view kKnownKeys =
     "priority, deadband, min_interval, heartbeat (and command, device for later use)";
 
@@ -77,19 +75,19 @@ void ApplyMetadata(std::string_view item_name, const openhab::Metadata& metadata
 
   if (!metadata.value.empty()) {
     const openhab::Json value = metadata.value;
-    if (const auto mode = Choose(value, kSendModes)) {
+    if (const auto mode = Choose(value, kSendNames)) {
       policy.send = static_cast<SendAs>(*mode);
     } else {
-      problem("value", OneOf(kSendModes) + " (the send mode) or nothing", value);
+      problem("value", OneOf(kSendNames) + " (the send mode) or nothing", value);
     }
   }
   if (!metadata.config.is_object()) return;
   for (const auto& [key, value] : metadata.config.items()) {
     if (key == "priority") {
-      if (const auto p = Choose(value, kPriorities)) {
+      if (const auto p = Choose(value, kPriorityNames)) {
         policy.priority = static_cast<Priority>(*p);
       } else {
-        problem(key, OneOf(kPriorities), value);
+        problem(key, OneOf(kPriorityNames), value);
       }
     } else if (key == "deadband") {
       if (const auto deadband = ReadDeadband(value)) {
