@@ -80,7 +80,23 @@ azure::TelemetryMessage Dispatcher::ToTelemetry(const SealedMessage& sealed) {
   return message;
 }
 
+void Dispatcher::ChargeResends() {
+  if (session_ == nullptr) return;
+  const std::int64_t resent = session_->counters().resent;
+  if (resent <= resent_seen_) return;
+  // The hub may have billed a message whose acknowledgement was lost, and bills its resend
+  // again: counted at the average size, since the session does not say which it resent.
+  const std::int64_t average =
+      counters_.messages_sealed == 0
+          ? 1
+          : std::max<std::int64_t>(1, (counters_.billed_chunks + counters_.messages_sealed - 1) /
+                                          counters_.messages_sealed);
+  budget_.Spend((resent - resent_seen_) * average, Pool::kMain, wall_.NowMs());
+  resent_seen_ = resent;
+}
+
 std::optional<azure::TelemetryMessage> Dispatcher::NextTelemetry() {
+  ChargeResends();
   if (resend_next_ < resend_.size()) {
     const SealedMessage& sealed = resend_[resend_next_++];
     in_flight_[sealed.message_id] = InFlight{{}, sealed.sealed_ms, false};
@@ -189,6 +205,7 @@ void Dispatcher::WaitForBudget(std::int64_t chunks) {
 }
 
 void Dispatcher::Delivered(std::string_view message_id) {
+  ChargeResends();
   const std::int64_t now = wall_.NowMs();
   outbox_.Acknowledge(message_id);
   ++counters_.messages_delivered;

@@ -94,6 +94,8 @@ class Dispatcher final : public azure::TelemetrySource {
 
   std::optional<azure::TelemetryMessage> Build();
   void WaitForBudget(std::int64_t chunks);
+  // Spends the budget for the session's resends since the last call.
+  void ChargeResends();
   void CheckMerge();
   void MergeAll(std::string_view why);
   static azure::TelemetryMessage ToTelemetry(const SealedMessage& sealed);
@@ -113,6 +115,7 @@ class Dispatcher final : public azure::TelemetrySource {
   std::map<std::string, InFlight, std::less<>> in_flight_;
   std::size_t partial_in_flight_ = 0;
   std::int64_t sequence_ = 0;
+  std::int64_t resent_seen_ = 0;  // the session's resend counter, as charged
   std::int64_t item_count_ = 0;
   std::int64_t packed_entries_ = 0;  // for the average entry size
   std::int64_t packed_bytes_ = 0;
