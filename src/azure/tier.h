@@ -41,4 +41,21 @@ std::int64_t MeteredBytes(std::string_view body, const PropertyBag& properties);
 // ceil(bytes / chunk_bytes), at least 1 (an empty message still counts). `chunk_bytes` > 0.
 std::int64_t BilledMessages(std::int64_t bytes, std::int64_t chunk_bytes);
 
+struct TierLimits {
+  std::int64_t daily_messages = 0;  // for all units together
+  std::int64_t chunk_bytes = 0;     // metering chunk
+  double d2c_per_second = 0;        // device-to-cloud sends
+  double twin_reads_per_second = 0;
+  double twin_updates_per_second = 0;
+  double connections_per_second = 0;
+  double registry_per_minute = 0;  // a bulk request takes one per device in it
+  double c2d_per_minute = 0;
+  // Direct methods are throttled by request payload in 4 KB steps, not by call count.
+  double method_steps_per_second = 0;
+};
+
+// Microsoft's "IoT Hub quotas and throttling" table for `tier` with `units` units: the
+// emulator enforces it, the connector stays under it.
+TierLimits LimitsFor(Tier tier, int units);
+
 }  // namespace iothub::azure

@@ -18,59 +18,6 @@ std::string QuotaTwinAnswerName(QuotaTwinAnswer answer) {
   return answer == QuotaTwinAnswer::kStatus ? "403" : "close";
 }
 
-TierLimits LimitsFor(Tier tier, int units) {
-  // Microsoft's "IoT Hub quotas and throttling" table. Twin throttles are flat on Free/S1,
-  // have a floor on S2 and scale per unit on S3; direct methods are KB/s per unit in 4 KB
-  // steps (160 KB/s = 40 steps, 480 KB/s = 120, 24 MB/s = 6144).
-  const double u = units;
-  switch (tier) {
-    case Tier::kFree:
-      return {azure::DailyMessages(tier, units),
-              azure::ChunkBytes(tier),
-              100,
-              100,
-              50,
-              100,
-              100,
-              100,
-              40};
-    case Tier::kB1:
-    case Tier::kS1:
-      return {azure::DailyMessages(tier, units),
-              azure::ChunkBytes(tier),
-              std::max(100.0, 12 * u),
-              100,
-              50,
-              std::max(100.0, 12 * u),
-              100 * u,
-              100 * u,
-              40 * u};
-    case Tier::kB2:
-    case Tier::kS2:
-      return {azure::DailyMessages(tier, units),
-              azure::ChunkBytes(tier),
-              120 * u,
-              std::max(100.0, 10 * u),
-              std::max(50.0, 5 * u),
-              120 * u,
-              100 * u,
-              100 * u,
-              120 * u};
-    case Tier::kB3:
-    case Tier::kS3:
-      return {azure::DailyMessages(tier, units),
-              azure::ChunkBytes(tier),
-              6000 * u,
-              500 * u,
-              250 * u,
-              6000 * u,
-              5000 * u,
-              5000 * u,
-              6144 * u};
-  }
-  return {};
-}
-
 std::int64_t ThrottleSteps(std::int64_t bytes) { return BilledMessages(bytes, kFourKilobytes); }
 
 bool TokenBucket::TryTake(std::int64_t now_ms, double count) {

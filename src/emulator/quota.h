@@ -31,20 +31,9 @@ enum class QuotaTwinAnswer {
 Result<QuotaTwinAnswer> ParseQuotaTwinAnswer(const std::string& text);  // "close" | "403"
 std::string QuotaTwinAnswerName(QuotaTwinAnswer answer);
 
-struct TierLimits {
-  std::int64_t daily_messages = 0;  // for all units together
-  std::int64_t chunk_bytes = 0;     // metering chunk
-  double d2c_per_second = 0;        // device-to-cloud sends
-  double twin_reads_per_second = 0;
-  double twin_updates_per_second = 0;
-  double connections_per_second = 0;
-  double registry_per_minute = 0;  // a bulk request takes one per device in it
-  double c2d_per_minute = 0;
-  // Direct methods are throttled by request payload in 4 KB steps, not by call count.
-  double method_steps_per_second = 0;
-};
-
-TierLimits LimitsFor(Tier tier, int units);
+// The throttles and quotas of a tier (azure/tier.h).
+using azure::LimitsFor;
+using azure::TierLimits;
 
 // 4 KB throttle steps of a payload: ceil(bytes / 4096), at least 1.
 std::int64_t ThrottleSteps(std::int64_t bytes);
