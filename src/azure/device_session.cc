@@ -695,14 +695,25 @@ void DeviceSession::HandleTwinResponse(std::string_view rest, std::string_view p
     Problem("bad_twin_response", fmt::format("malformed twin response topic '{}'", rest));
     return;
   }
-  HubAnswered();
+  // §5: a hub out of quota may answer twin requests 403 with IotHubQuotaExceeded (403002)
+  // instead of closing the connection: that is no sign the quota is back.
+  const auto answer = *status == 403 ? ParseUntrustedJson(payload) : std::nullopt;
+  const bool quota_gone = answer && answer->is_object() && answer->contains("errorCode") &&
+                          (*answer)["errorCode"] == 403002;
+  if (!quota_gone) HubAnswered();
   const auto it =
       std::find_if(twin_requests_.begin(), twin_requests_.end(),
                    [&](const TwinRequest& r) { return !r.rid.empty() && r.rid == *rid; });
-  if (it == twin_requests_.end()) return;  // answer to a request that timed out meanwhile
-  std::int64_t version = 0;
-  if (auto v = FindProperty(*bag, "$version")) version = ParseInt(*v).value_or(0);
-  CompleteTwin(it, static_cast<int>(*status), payload, version);
+  if (it != twin_requests_.end()) {
+    std::int64_t version = 0;
+    if (auto v = FindProperty(*bag, "$version")) version = ParseInt(*v).value_or(0);
+    CompleteTwin(it, static_cast<int>(*status), payload, version);
+  }
+  // The callback may have stopped the session or ended the connection.
+  if (quota_gone && connack_ && state_ != SessionState::kStopped) {
+    DropConnection();
+    EnterQuotaExhausted();
+  }
 }
 
 void DeviceSession::HandleDesiredPatch(std::string_view payload) {

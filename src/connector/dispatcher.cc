@@ -14,6 +14,13 @@ namespace {
 constexpr std::string_view kBudgetMeta = "connector.budget";
 constexpr std::string_view kSequenceMeta = "connector.sequence";
 constexpr std::int64_t kDefaultEntryBytes = 80;
+// A message's properties and the body's envelope (docs/message-format.md: about 140 B).
+constexpr std::int64_t kMessageOverheadBytes = 160;
+// Merge checks from Build, when the budget holds a message back, come at most this often.
+constexpr std::int64_t kMergeCheckMinMs = 100;
+constexpr std::int64_t kMergeLogIntervalMs = 60'000;
+// What "merged":{"count":..,"min":..,"max":..,"since":".."} adds to a state, about.
+constexpr std::int64_t kMergedMemberBytes = 80;
 
 std::int64_t ParseInt(std::string_view text) {
   std::int64_t value = 0;
@@ -42,6 +49,8 @@ Dispatcher::Dispatcher(EventLoop& loop, const Clock& wall, Outbox& outbox, Budge
   } else {
     (void)budget_.Restore("", now);
   }
+  // Stopped while the hub's quota was exhausted: probe before sending (SessionState).
+  hub_exhausted_ = budget_.Figures(now).hub_resume_ms != 0;
   if (auto stored = outbox_.GetMeta(kSequenceMeta); stored && *stored) {
     sequence_ = ParseInt(**stored);
   }
@@ -66,6 +75,8 @@ void Dispatcher::Attach(azure::DeviceSession* session) {
 }
 
 void Dispatcher::Wake() {
+  // While the hub is exhausted, new changes are merged as they come (at most every 100 ms).
+  if (hub_exhausted_ && loop_.NowMs() - last_merge_check_ms_ >= kMergeCheckMinMs) CheckMerge();
   if (session_ != nullptr) session_->TelemetryReady();
 }
 
@@ -102,13 +113,23 @@ std::optional<azure::TelemetryMessage> Dispatcher::NextTelemetry() {
     in_flight_[sealed.message_id] = InFlight{{}, sealed.sealed_ms, false};
     ++counters_.messages_resent_after_restart;
     counters_.bytes += static_cast<std::int64_t>(sealed.body.size());
+    azure::TelemetryMessage message = ToTelemetry(sealed);  // before `sealed` goes below
     if (resend_next_ == resend_.size()) {
       resend_.clear();
       resend_next_ = 0;
     }
-    return ToTelemetry(sealed);
+    return message;
   }
-  if (hub_exhausted_) return std::nullopt;
+  if (hub_exhausted_) {
+    // Probing the exhausted hub: what the session already holds is resent first and is the
+    // probe. Only with nothing in flight does one new message go, so that what was merged
+    // meanwhile is not sealed into messages that would reach the hub ahead of later states.
+    if (!probe_allowed_ || !in_flight_.empty()) return std::nullopt;
+    budget_.HubResumed();  // for this one message; SessionState restores it if it fails
+    std::optional<azure::TelemetryMessage> probe = Build();
+    if (probe) probe_allowed_ = false;
+    return probe;
+  }
   return Build();
 }
 
@@ -140,7 +161,9 @@ std::optional<azure::TelemetryMessage> Dispatcher::Build() {
   if (partial && partial_in_flight_ > 0) return std::nullopt;
   if (!budget_.CanSpend(message.billed_messages, Pool::kMain, now)) {
     WaitForBudget(message.billed_messages);
-    CheckMerge();
+    // The backlog may have outgrown the budget: check now rather than at the next second,
+    // but not on every pull of a busy home.
+    if (loop_.NowMs() - last_merge_check_ms_ >= kMergeCheckMinMs) CheckMerge();
     return std::nullopt;
   }
   budget_.Spend(message.billed_messages, Pool::kMain, now);
@@ -175,6 +198,25 @@ std::optional<azure::TelemetryMessage> Dispatcher::Build() {
         std::find_if(entries.begin(), entries.end(), [&](const Entry& e) { return e.id == id; });
     if (it != entries.end()) flight.keys.push_back(it->key);
   }
+  // What one item takes of a message (its history included, and in a full message its share
+  // of the room left that no further entry fitted), as a recent average, also of messages of
+  // merged states only: the staleness bound counts items per message, not changes.
+  const std::set<std::string_view> items(flight.keys.begin(), flight.keys.end());
+  if (!items.empty()) {
+    const std::int64_t taken =
+        partial ? message.metered_bytes : message.billed_messages * options_.pack.chunk_bytes;
+    const std::int64_t per_item = std::max<std::int64_t>(
+        16, (taken - kMessageOverheadBytes) / static_cast<std::int64_t>(items.size()));
+    const auto average = [per_item](std::int64_t& ema) {
+      ema = ema == 0 ? per_item : ema + (per_item - ema) / 16;
+    };
+    average(entry_bytes_);
+    const bool all_merged = std::all_of(entries.begin(), entries.end(), [&](const Entry& e) {
+      return e.count > 1 || std::find(message.entry_ids.begin(), message.entry_ids.end(), e.id) ==
+                                message.entry_ids.end();
+    });
+    if (all_merged) average(merged_entry_bytes_);
+  }
   if (partial) ++partial_in_flight_;
   in_flight_[sealed.message_id] = std::move(flight);
 
@@ -183,8 +225,6 @@ std::optional<azure::TelemetryMessage> Dispatcher::Build() {
   counters_.entries_sent += static_cast<std::int64_t>(message.entry_ids.size());
   counters_.bytes += static_cast<std::int64_t>(sealed.body.size());
   counters_.billed_chunks += message.billed_messages;
-  packed_entries_ += static_cast<std::int64_t>(message.entry_ids.size());
-  packed_bytes_ += message.metered_bytes;
   return std::move(message.message);
 }
 
@@ -207,6 +247,13 @@ void Dispatcher::WaitForBudget(std::int64_t chunks) {
 void Dispatcher::Delivered(std::string_view message_id) {
   ChargeResends();
   const std::int64_t now = wall_.NowMs();
+  if (hub_exhausted_) {
+    // The hub took a message: its quota is back.
+    hub_exhausted_ = false;
+    probe_allowed_ = false;
+    budget_.HubResumed();
+    log_.Info("budget", "the hub takes messages again: sending the latest states");
+  }
   outbox_.Acknowledge(message_id);
   ++counters_.messages_delivered;
   counters_.last_delivered_ms = now;
@@ -241,17 +288,17 @@ void Dispatcher::Refused(std::string_view message_id, const Error& why) {
 
 void Dispatcher::SessionState(azure::SessionState state, std::int64_t quota_resume_wall_ms) {
   if (state == azure::SessionState::kQuotaExhausted) {
+    probe_allowed_ = false;
+    budget_.HubExhausted(quota_resume_wall_ms);
     if (!hub_exhausted_) {
       hub_exhausted_ = true;
-      budget_.HubExhausted(quota_resume_wall_ms);
       MergeAll("the hub's daily quota is exhausted");
     }
     return;
   }
-  if (state == azure::SessionState::kConnected && hub_exhausted_) {
-    hub_exhausted_ = false;
-    budget_.HubResumed();
-  }
+  // A connection while the hub is exhausted is the session's probe: sending resumes with the
+  // first acknowledgement (Delivered).
+  if (state == azure::SessionState::kConnected && hub_exhausted_) probe_allowed_ = true;
   if (state != azure::SessionState::kConnected) {
     // The session resends its window on the next connection; partial messages stay partial.
     return;
@@ -259,14 +306,25 @@ void Dispatcher::SessionState(azure::SessionState state, std::int64_t quota_resu
 }
 
 std::int64_t Dispatcher::avg_entry_bytes() const {
-  if (packed_entries_ == 0) return kDefaultEntryBytes;
-  const std::int64_t overhead = 160 * counters_.messages_sealed;
-  return std::max<std::int64_t>(16, (packed_bytes_ - overhead) / packed_entries_);
+  const std::int64_t recent = entry_bytes_ == 0 ? kDefaultEntryBytes : entry_bytes_;
+  // While the budget makes the connector merge, or a backlog of history says it soon will,
+  // the states waiting are merged ones, which carry their count, min, max and since: a round
+  // takes that much more.
+  const bool merged_lately =
+      last_merge_ms_ != 0 && loop_.NowMs() - last_merge_ms_ < budget_.window_ms();
+  if (!merged_lately) {
+    const OutboxStats stats = outbox_.Stats();
+    if (stats.pending_entries + stats.batched_entries <= std::max<std::int64_t>(1, item_count_)) {
+      return recent;
+    }
+  }
+  return std::max(recent,
+                  merged_entry_bytes_ != 0 ? merged_entry_bytes_ : recent + kMergedMemberBytes);
 }
 
 double Dispatcher::StalenessBoundSeconds() const {
   return budget_.StalenessBoundSeconds(std::max<std::int64_t>(1, item_count_), avg_entry_bytes(),
-                                       160, wall_.NowMs());
+                                       kMessageOverheadBytes, wall_.NowMs());
 }
 
 void Dispatcher::CheckMerge() {
@@ -275,11 +333,18 @@ void Dispatcher::CheckMerge() {
     merge_timer_ = 0;
     CheckMerge();
   });
+  last_merge_check_ms_ = loop_.NowMs();
+  if (hub_exhausted_) {
+    // Nothing goes before the hub's reset: keep one entry per item.
+    MergeAll("the hub's daily quota is exhausted");
+    return;
+  }
   const OutboxStats stats = outbox_.Stats();
   if (stats.pending_entries <= item_count_) return;  // at most one entry per item: nothing to merge
   const std::int64_t now = wall_.NowMs();
   const std::int64_t chunk = std::max<std::int64_t>(1, options_.pack.chunk_bytes);
-  const std::int64_t per_message = std::max<std::int64_t>(1, (chunk - 160) / avg_entry_bytes());
+  const std::int64_t per_message =
+      std::max<std::int64_t>(1, (chunk - kMessageOverheadBytes) / avg_entry_bytes());
   const std::int64_t backlog = (stats.pending_entries + per_message - 1) / per_message;
   const double bound = StalenessBoundSeconds();
   const auto horizon_ms =
@@ -300,8 +365,15 @@ void Dispatcher::MergeAll(std::string_view why) {
   }
   if (report->merged == 0) return;
   ++counters_.merges;
-  log_.Info("budget", "merged {} changes of {} items into their latest states: {}", report->merged,
-            report->per_key.size(), why);
+  last_merge_ms_ = loop_.NowMs();
+  // A busy home merges every second: one line a minute says how much (the metrics count it).
+  unlogged_merged_ += report->merged;
+  const std::int64_t now = loop_.NowMs();
+  if (last_merge_log_ms_ != 0 && now - last_merge_log_ms_ < kMergeLogIntervalMs) return;
+  log_.Info("budget", "merged {} changes into their latest states{}: {}", unlogged_merged_,
+            last_merge_log_ms_ == 0 ? "" : " in the last minute", why);
+  unlogged_merged_ = 0;
+  last_merge_log_ms_ = now;
 }
 
 }  // namespace iothub::connector

@@ -83,6 +83,8 @@ class Dispatcher final : public azure::TelemetrySource {
   double StalenessBoundSeconds() const;
   const DispatcherCounters& counters() const { return counters_; }
   std::int64_t in_flight() const { return static_cast<std::int64_t>(in_flight_.size()); }
+  // What one item's state takes in a message, as the staleness bound assumes: the recent
+  // average, or while merging that of merged states (docs/budget.md, "E").
   std::int64_t avg_entry_bytes() const;
 
  private:
@@ -117,9 +119,14 @@ class Dispatcher final : public azure::TelemetrySource {
   std::int64_t sequence_ = 0;
   std::int64_t resent_seen_ = 0;  // the session's resend counter, as charged
   std::int64_t item_count_ = 0;
-  std::int64_t packed_entries_ = 0;  // for the average entry size
-  std::int64_t packed_bytes_ = 0;
+  std::int64_t entry_bytes_ = 0;         // what an item takes in a message, recently; 0: not known
+  std::int64_t merged_entry_bytes_ = 0;  // the same in messages of merged states only
+  std::int64_t last_merge_ms_ = 0;       // loop time of the last merge; 0: none yet
   bool hub_exhausted_ = false;
+  bool probe_allowed_ = false;  // the session connected to an exhausted hub: one message may go
+  std::int64_t last_merge_check_ms_ = 0;  // loop time
+  std::int64_t last_merge_log_ms_ = 0;    // loop time; 0: never logged
+  std::int64_t unlogged_merged_ = 0;
   EventLoop::TimerId budget_timer_ = 0;
   EventLoop::TimerId merge_timer_ = 0;
   DispatcherCounters counters_;
