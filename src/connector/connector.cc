@@ -75,7 +75,11 @@ Status Connector::Start() {
   dispatch.pack = PackOptionsFor(config_);
   dispatcher_ =
       std::make_unique<Dispatcher>(loop_, wall_, *outbox_, budget_, book_, log_, dispatch);
-  outbox_->SetCommitted(liveness_.Guard([this](std::size_t) { dispatcher_->Wake(); }));
+  outbox_->SetCommitted(liveness_.Guard([this](std::size_t) {
+    // The item count feeds the staleness bound and the merge decision.
+    if (replicator_) dispatcher_->set_item_count(replicator_->telemetry_items());
+    dispatcher_->Wake();
+  }));
 
   auto http = openhab::ParseServerUrl(config_.openhab.url);
   if (!http) return http.error();
@@ -197,6 +201,7 @@ void Connector::OnState(azure::SessionState state, std::string_view detail) {
   session_since_ms_ = wall_.NowMs();
   switch (state) {
     case azure::SessionState::kConnected:
+      ever_connected_ = true;
       log_.Info("hub", "connected to {} as '{}'", plan_.host_name, plan_.device_id);
       break;
     case azure::SessionState::kQuotaExhausted:
@@ -207,8 +212,17 @@ void Connector::OnState(azure::SessionState state, std::string_view detail) {
       NoteError("quota", std::string(detail));
       break;
     case azure::SessionState::kRefused:
-      log_.Error("hub", "the hub refused the device: {}", detail);
       NoteError("hub_refused", std::string(detail));
+      // Refused before it was ever accepted: the credential is wrong (or the device disabled);
+      // retrying cannot help. Later refusals (a device disabled for a while) are retried.
+      if (!ever_connected_) {
+        fatal_(fmt::format(
+            "the hub refused device '{}': {}; check the key in [iothub] connection_string and "
+            "that the device is enabled",
+            plan_.device_id, log_.Scrub(std::string(detail))));
+        return;
+      }
+      log_.Error("hub", "the hub refused the device: {}", detail);
       break;
     case azure::SessionState::kBackingOff:
       log_.Warn("hub", "{}", detail);
@@ -424,6 +438,7 @@ StatusSnapshot Connector::Snapshot() {
     s.twin.patches_failed = t.failed;
     s.twin.items_left_out = static_cast<std::int64_t>(twin_->left_out().size());
     s.twin.reported_bytes = t.reported_bytes;
+    s.twin.last_patch_ms = t.last_patch_ms;
   }
 
   if (replicator_) {

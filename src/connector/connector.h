@@ -134,6 +134,7 @@ class Connector final : private azure::SessionListener {
   std::int64_t session_since_ms_ = 0;
   std::map<std::string, StatusSnapshot::ErrorCount> errors_;
   bool stopping_ = false;
+  bool ever_connected_ = false;  // a refusal before the first connection is fatal
   std::function<void()> shutdown_done_;
   EventLoop::TimerId shutdown_timer_ = 0;
   Liveness liveness_;  // last: callbacks check it before touching the members above

@@ -128,10 +128,16 @@ void Provisioner::Finish(Result<azure::Device> device) {
   if (!device) {
     const Error& error = device.error();
     if (error.code == "unauthorized") {
-      return done(MakeError("unauthorized",
-                            fmt::format("the hub refused the policy '{}': {} (is the key in "
-                                        "[iothub] connection_string current?)",
-                                        plan_.policy->policy_name, error.message)));
+      // IoT Hub answers 401 both to a wrong key and to a policy without the registry rights
+      // (a `service` or `device` policy): name both causes and the way out.
+      return done(MakeError(
+          "unauthorized",
+          fmt::format("the hub refused the policy '{}': {}. Either the key in [iothub] "
+                      "connection_string is not the policy's current key, or the policy lacks "
+                      "the registry read and write rights the connector needs to create its "
+                      "device: use a policy with registryReadWrite rights, or the device's own "
+                      "connection string",
+                      plan_.policy->policy_name, error.message)));
     }
     if (error.code == "forbidden") {
       return done(MakeError(

@@ -49,6 +49,7 @@ Replicator::Replicator(EventLoop& loop, const Clock& wall, Outbox& outbox, TwinM
 
 Replicator::~Replicator() {
   if (filter_timer_ != 0) loop_.Cancel(filter_timer_);
+  if (metadata_timer_ != 0) loop_.Cancel(metadata_timer_);
 }
 
 const std::map<std::string, openhab::Item>& Replicator::Items() const {
@@ -77,14 +78,22 @@ void Replicator::Recompute(bool snapshot_new) {
   }
   const GroupMembership groups(items);
   for (const auto& name : now_selected) {
+    if (awaiting_metadata_.count(name) != 0) continue;
     const auto item = items.find(name);
     if (item != items.end()) Select(item->second, groups, snapshot_new);
   }
 }
 
+openhab::Item Replicator::WithMetadata(const openhab::Item& item) const {
+  openhab::Item copy = item;
+  const auto known = metadata_.find(item.name);
+  if (known != metadata_.end()) copy.azure = known->second;
+  return copy;
+}
+
 void Replicator::Select(const openhab::Item& item, const GroupMembership& groups,
                         bool snapshot_new) {
-  ResolvedPolicy resolved = selection_.resolver.Resolve(item, groups);
+  ResolvedPolicy resolved = selection_.resolver.Resolve(WithMetadata(item), groups);
   if (!resolved.problems.empty() && metadata_reported_.insert(item.name).second) {
     for (const Error& problem : resolved.problems) {
       ++counters_.problems;
@@ -124,8 +133,14 @@ Entry Replicator::MakeEntry(const openhab::Item& item, const openhab::State& val
   entry.kind = kind;
   entry.priority = priority;
   entry.key = item.name;
-  // A typed group says what it aggregates: `Group:Switch`, as openHAB's files write it.
-  entry.type = item.is_group() && !item.group_type.empty() ? "Group:" + item.group_type : item.type;
+  // A typed group says what it aggregates and how, as openHAB's files write it and
+  // docs/message-format.md promises: `Group:Number:Power:SUM`, `Group:Switch:OR`.
+  if (item.is_group() && !item.group_type.empty()) {
+    entry.type = "Group:" + item.group_type;
+    if (!item.function.empty()) entry.type += ":" + item.function;
+  } else {
+    entry.type = item.type;
+  }
   entry.value = std::move(encoded.value);
   entry.unit = std::move(encoded.unit);
   entry.state = std::move(encoded.state);
@@ -143,21 +158,73 @@ void Replicator::Accept(Entry entry) {
 }
 
 void Replicator::OnItemAdded(const openhab::Item& item) {
-  if (!synced_) return;  // the first synchronisation ends in Recompute and a snapshot
+  // The first synchronisation, and every resync (which reads metadata with the items), ends
+  // in OnConnection: Recompute and a snapshot.
+  if (!synced_ || (mirror_ != nullptr && !mirror_->synced())) return;
+  // An item added while running: its event has no metadata; read it before anything of the
+  // item is sent. Its state is the mirror's when it is selected, so no change is lost.
+  awaiting_metadata_.insert(item.name);
+  ++metadata_wanted_;
+  ReadMetadata();
+}
+
+void Replicator::ReadMetadata() {
+  if (metadata_read_in_flight_ || metadata_timer_ != 0 || awaiting_metadata_.empty()) return;
+  metadata_read_in_flight_ = true;
+  const std::int64_t generation = metadata_wanted_;
+  rest_.GetItems(liveness_.Guard([this, generation](Result<openhab::ItemList> list) {
+    OnMetadata(std::move(list), generation);
+  }));
+}
+
+void Replicator::OnMetadata(Result<openhab::ItemList> list, std::int64_t generation) {
+  metadata_read_in_flight_ = false;
+  if (!list) {
+    log_.Warn("openhab", "cannot read the metadata of new items: {}; trying again in 5 s",
+              list.error().message);
+    metadata_timer_ = loop_.RunAfter(5'000, liveness_.Guard([this] {
+      metadata_timer_ = 0;
+      ReadMetadata();
+    }));
+    return;
+  }
+  std::vector<std::string> ready;
+  for (const auto& item : list->items) {
+    if (awaiting_metadata_.erase(item.name) == 0) continue;
+    metadata_[item.name] = item.azure;
+    ready.push_back(item.name);
+  }
+  // Items the list did not have yet (added after the read started) need another read; the
+  // others are gone from openHAB and are selected as the events described them.
+  if (!awaiting_metadata_.empty() && generation != metadata_wanted_) {
+    ReadMetadata();
+  } else {
+    for (const auto& name : awaiting_metadata_) ready.push_back(name);
+    awaiting_metadata_.clear();
+  }
+  if (!synced_ || ready.empty()) return;
   if (selection_.selector.uses_groups()) {
     Recompute(true);
     return;
   }
-  if (selection_.selector.Selects(item, Items())) Select(item, GroupMembership(Items()), true);
+  const GroupMembership groups(Items());
+  for (const auto& name : ready) {
+    const auto item = Items().find(name);
+    if (item != Items().end() && selection_.selector.Selects(item->second, Items())) {
+      Select(item->second, groups, true);
+    }
+  }
 }
 
 void Replicator::OnItemRemoved(const std::string& name) {
+  awaiting_metadata_.erase(name);
+  metadata_.erase(name);
   Deselect(name);
   if (synced_ && selection_.selector.uses_groups()) Recompute(true);
 }
 
 void Replicator::OnItemUpdated(const openhab::Item& item) {
-  if (!synced_) return;
+  if (!synced_ || awaiting_metadata_.count(item.name) != 0) return;
   if (selection_.selector.uses_groups()) {
     Recompute(true);
     return;
@@ -241,6 +308,10 @@ void Replicator::OnConnection(bool up, std::string_view detail) {
   log_.Info("openhab", "{}", detail);
   const bool first = !synced_;
   synced_ = true;
+  // The resync read every item with its metadata: that is what holds until the next one.
+  metadata_.clear();
+  awaiting_metadata_.clear();
+  for (const auto& [name, item] : Items()) metadata_[name] = item.azure;
   Recompute(false);
   if (first) {
     log_.Info("replicator", "{} of {} items replicated ({} as telemetry)", selected_.size(),

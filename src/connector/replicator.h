@@ -93,6 +93,13 @@ class Replicator final : public openhab::MirrorListener {
   // Recomputes the selection and every selected item's settings over the whole item map.
   void Recompute(bool snapshot_new);
   void Select(const openhab::Item& item, const GroupMembership& groups, bool snapshot_new);
+  // openHAB's item events carry no metadata: `item` with the `azureiothub` metadata of the last
+  // full read of the item list.
+  openhab::Item WithMetadata(const openhab::Item& item) const;
+  // Reads the item list for the metadata of the items added since the last read, then selects
+  // them.
+  void ReadMetadata();
+  void OnMetadata(Result<openhab::ItemList> list, std::int64_t generation);
   void Deselect(const std::string& name);
   Entry MakeEntry(const openhab::Item& item, const openhab::State& value, std::int64_t time_ms,
                   EntryKind kind, Priority priority) const;
@@ -116,7 +123,15 @@ class Replicator final : public openhab::MirrorListener {
   const openhab::ItemMirror* mirror_ = nullptr;
   ItemFilter filter_;
   std::map<std::string, ItemPolicy> selected_;
-  std::set<std::string> metadata_reported_;          // items whose bad metadata was logged
+  std::set<std::string> metadata_reported_;  // items whose bad metadata was logged
+  // The `azureiothub` metadata of every item as the last full read gave it (events carry none).
+  std::map<std::string, std::optional<openhab::Metadata>> metadata_;
+  // Items added while running, not selected until their metadata is read (send = "none" must
+  // not leak a first state).
+  std::set<std::string> awaiting_metadata_;
+  std::int64_t metadata_wanted_ = 0;  // bumped by each item added while running
+  bool metadata_read_in_flight_ = false;
+  EventLoop::TimerId metadata_timer_ = 0;
   std::map<std::string, std::string> thing_status_;  // uid -> status, detail, description
   std::optional<bool> admin_;                        // unknown until the first things read
   std::optional<openhab::ServerInfo> server_;

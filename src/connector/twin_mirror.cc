@@ -150,6 +150,7 @@ void TwinMirror::Flush() {
         in_flight_ = false;
         if (version) {
           ++counters_.patches;
+          counters_.last_patch_ms = wall_.NowMs();
           counters_.reported_bytes = static_cast<std::int64_t>(total_bytes_);
           // Deleted members are gone from the hub: forget them.
           for (auto it = items_.begin(); it != items_.end();) {

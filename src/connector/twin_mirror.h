@@ -42,6 +42,7 @@ struct TwinCounters {
   std::int64_t billed_chunks = 0;
   std::int64_t reported_bytes = 0;  // the mirrored document's size
   std::int64_t left_out = 0;        // items not mirrored for the 32 KB limit
+  std::int64_t last_patch_ms = 0;   // wall clock of the last acknowledged patch; 0: none yet
 };
 
 class TwinMirror {

@@ -129,6 +129,10 @@ class ConnectorRig {
   // `sim_args`, on the demo home unless `home` is given). Check ok() before use.
   ConnectorRig(std::vector<std::string> emulator_args = {}, std::vector<std::string> sim_args = {},
                const std::string& home = SimProcess::DemoHome()) {
+    // The service client keeps its TLS connection; when the emulator has closed an idle one
+    // (5 s), OpenSSL's next write raises SIGPIPE, which would kill the test and orphan the
+    // programs it started. The programs ignore SIGPIPE themselves (common/signals.h).
+    ::signal(SIGPIPE, SIG_IGN);
     auto hub = EmulatorProcess::Start(dir_.path() + "/hub", std::move(emulator_args));
     if (!hub) {
       error_ = "emulator: " + hub.error().message;
@@ -157,11 +161,14 @@ class ConnectorRig {
   std::string config_path() const { return dir_.path() + "/connector.toml"; }
 
   // The [openhab], [iothub], [store] and [metrics] tables pointing at this rig's programs,
-  // with `connection_string` (default: the emulator's iothubowner policy).
-  std::string BaseConfig(const std::string& connection_string = "") const {
+  // with `connection_string` (default: the emulator's iothubowner policy) and `openhab_keys`
+  // (TOML lines added to [openhab], e.g. "items = [\"Living_*\"]\n": TOML cannot reopen it).
+  std::string BaseConfig(const std::string& connection_string = "",
+                         const std::string& openhab_keys = "") const {
     const EmulatorInfo& info = hub_->info();
     std::ostringstream toml;
-    toml << "[openhab]\nurl = \"http://127.0.0.1:" << sim_->port() << "\"\n\n"
+    toml << "[openhab]\nurl = \"http://127.0.0.1:" << sim_->port() << "\"\n"
+         << openhab_keys << "\n"
          << "[iothub]\nconnection_string = \""
          << (connection_string.empty() ? info.service_connection_string : connection_string)
          << "\"\nmqtt_endpoint = \"localhost:" << info.mqtt_port << "\"\n"
