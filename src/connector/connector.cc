@@ -73,6 +73,13 @@ Status Connector::Start() {
   DispatcherOptions dispatch;
   dispatch.device_id = plan_.device_id;
   dispatch.pack = PackOptionsFor(config_);
+  // Enough entries to fill the chunk with the smallest ones, and no more: each pull reads
+  // them all from the outbox.
+  dispatch.peek_entries = static_cast<std::size_t>(
+      std::max<std::int64_t>(32, azure::ChunkBytes(config_.quota.tier) / 32));
+  // 80 % of the tier's device-to-cloud throttle (shared with other devices of the hub).
+  dispatch.max_messages_per_second =
+      0.8 * azure::LimitsFor(config_.quota.tier, config_.quota.units).d2c_per_second;
   dispatcher_ =
       std::make_unique<Dispatcher>(loop_, wall_, *outbox_, budget_, book_, log_, dispatch);
   outbox_->SetCommitted(liveness_.Guard([this](std::size_t) {

@@ -65,6 +65,7 @@ Dispatcher::Dispatcher(EventLoop& loop, const Clock& wall, Outbox& outbox, Budge
 }
 
 Dispatcher::~Dispatcher() {
+  if (slot_timer_ != 0) loop_.Cancel(slot_timer_);
   if (budget_timer_ != 0) loop_.Cancel(budget_timer_);
   if (merge_timer_ != 0) loop_.Cancel(merge_timer_);
 }
@@ -113,6 +114,8 @@ std::optional<azure::TelemetryMessage> Dispatcher::NextTelemetry() {
     in_flight_[sealed.message_id] = InFlight{{}, sealed.sealed_ms, false};
     ++counters_.messages_resent_after_restart;
     counters_.bytes += static_cast<std::int64_t>(sealed.body.size());
+    // The hub may have stored it before the stop, and then bills it twice.
+    budget_.Spend(std::max<std::int64_t>(1, sealed.billed_chunks), Pool::kMain, wall_.NowMs());
     azure::TelemetryMessage message = ToTelemetry(sealed);  // before `sealed` goes below
     if (resend_next_ == resend_.size()) {
       resend_.clear();
@@ -159,6 +162,7 @@ std::optional<azure::TelemetryMessage> Dispatcher::Build() {
                        entries.size() < options_.peek_entries;
   // One message that is not full at a time: what arrives meanwhile joins the next one.
   if (partial && partial_in_flight_ > 0) return std::nullopt;
+  if (!TakeSendSlot()) return std::nullopt;
   if (!budget_.CanSpend(message.billed_messages, Pool::kMain, now)) {
     WaitForBudget(message.billed_messages);
     // The backlog may have outgrown the budget: check now rather than at the next second,
@@ -226,6 +230,30 @@ std::optional<azure::TelemetryMessage> Dispatcher::Build() {
   counters_.bytes += static_cast<std::int64_t>(sealed.body.size());
   counters_.billed_chunks += message.billed_messages;
   return std::move(message.message);
+}
+
+bool Dispatcher::TakeSendSlot() {
+  if (options_.max_messages_per_second <= 0) return true;
+  const std::int64_t now = loop_.NowMs();
+  const double rate = options_.max_messages_per_second;
+  if (slots_ms_ >= 0) {
+    slots_ = std::min(rate, slots_ + rate * static_cast<double>(now - slots_ms_) / 1000.0);
+  } else {
+    slots_ = rate;
+  }
+  slots_ms_ = now;
+  if (slots_ >= 1.0) {
+    slots_ -= 1.0;
+    return true;
+  }
+  if (slot_timer_ == 0) {
+    const auto wait = static_cast<std::int64_t>((1.0 - slots_) * 1000.0 / rate) + 1;
+    slot_timer_ = loop_.RunAfter(wait, [this] {
+      slot_timer_ = 0;
+      Wake();
+    });
+  }
+  return false;
 }
 
 void Dispatcher::WaitForBudget(std::int64_t chunks) {

@@ -36,7 +36,10 @@ namespace iothub::connector {
 struct DispatcherOptions {
   std::string device_id;
   PackOptions pack;
-  std::size_t peek_entries = 512;  // entries considered for one message
+  std::size_t peek_entries = 128;  // entries considered for one message
+  // Messages a second at most (0: no limit): under the hub's device-to-cloud throttle, which
+  // answers bursts beyond it with delays and then disconnections (reference §5).
+  double max_messages_per_second = 0;
   std::int64_t merge_check_ms = 1'000;
 };
 
@@ -96,6 +99,8 @@ class Dispatcher final : public azure::TelemetrySource {
 
   std::optional<azure::TelemetryMessage> Build();
   void WaitForBudget(std::int64_t chunks);
+  // One message within max_messages_per_second; false (and a timer to wake) when none.
+  bool TakeSendSlot();
   // Spends the budget for the session's resends since the last call.
   void ChargeResends();
   void CheckMerge();
@@ -117,6 +122,9 @@ class Dispatcher final : public azure::TelemetrySource {
   std::map<std::string, InFlight, std::less<>> in_flight_;
   std::size_t partial_in_flight_ = 0;
   std::int64_t sequence_ = 0;
+  double slots_ = 0;            // send slots left (a token bucket of one second)
+  std::int64_t slots_ms_ = -1;  // loop time the bucket was last filled
+  EventLoop::TimerId slot_timer_ = 0;
   std::int64_t resent_seen_ = 0;  // the session's resend counter, as charged
   std::int64_t item_count_ = 0;
   std::int64_t entry_bytes_ = 0;         // what an item takes in a message, recently; 0: not known

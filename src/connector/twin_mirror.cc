@@ -8,6 +8,9 @@
 namespace iothub::connector {
 namespace {
 
+// Items left out of the twin named in the log one by one; past them, one line for the rest.
+constexpr std::size_t kLeftOutNamed = 20;
+
 Json ItemValue(const Entry& state) {
   Json value = {{"value", state.value}};
   if (!state.unit.empty()) value["unit"] = state.unit;
@@ -49,10 +52,19 @@ void TwinMirror::SetItem(const Entry& state) {
   if (total_bytes_ - old + bytes > limit) {
     if (left_out_.insert(name).second) {
       ++counters_.left_out;
-      log_.Warn("twin",
-                "'{}' is left out of the reported properties: the mirrored document would "
-                "pass IoT Hub's {} KB limit (its telemetry is sent as usual)",
-                name, options_.max_bytes / 1024);
+      // Named one by one for the first few; a big home would otherwise log hundreds of lines.
+      if (left_out_.size() <= kLeftOutNamed) {
+        log_.Warn("twin",
+                  "'{}' is left out of the reported properties: the mirrored document would "
+                  "pass IoT Hub's {} KB limit (its telemetry is sent as usual)",
+                  name, options_.max_bytes / 1024);
+      } else if (left_out_.size() == kLeftOutNamed + 1) {
+        log_.Warn("twin",
+                  "more items are left out of the reported properties for the {} KB limit; "
+                  "`iothub-connector status` counts them (send = \"telemetry\" for some items "
+                  "keeps the twin small)",
+                  options_.max_bytes / 1024);
+      }
     }
     if (old != 0) RemoveItem(name);
     return;
