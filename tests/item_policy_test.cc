@@ -5,18 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include "support/make_item.h"
+
 namespace iothub::connector {
 namespace {
 
-openhab::Item MakeItem(std::string name, std::string type, std::vector<std::string> groups = {},
-                       std::vector<std::string> tags = {}) {
-  openhab::Item item;
-  item.name = std::move(name);
-  item.type = std::move(type);
-  item.groups = std::move(groups);
-  item.tags = std::move(tags);
-  return item;
-}
+using testing::MakeItem;
 
 openhab::Metadata Meta(std::string value, openhab::Json config = openhab::Json::object()) {
   return openhab::Metadata{std::move(value), std::move(config)};

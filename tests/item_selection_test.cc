@@ -8,18 +8,12 @@
 #include <chrono>
 #include <initializer_list>
 
+#include "support/make_item.h"
+
 namespace iothub::connector {
 namespace {
 
-openhab::Item MakeItem(std::string name, std::string type, std::vector<std::string> groups = {},
-                       std::vector<std::string> tags = {}) {
-  openhab::Item item;
-  item.name = std::move(name);
-  item.type = std::move(type);
-  item.groups = std::move(groups);
-  item.tags = std::move(tags);
-  return item;
-}
+using testing::MakeItem;
 
 openhab::Item TypedGroup(std::string name, std::vector<std::string> groups = {}) {
   openhab::Item item = MakeItem(std::move(name), "Group", std::move(groups));
