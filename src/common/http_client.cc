@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <regex>
 
 #include "common/httplib_client.h"
 #include "common/strings.h"
@@ -61,6 +62,21 @@ std::optional<std::string> HttpResponse::Header(std::string_view name) const {
     if (EqualsIgnoreCase(key, name)) return value;
   }
   return std::nullopt;
+}
+
+std::optional<HttpClientConfig> ParseRootUrl(std::string_view url, int default_http_port) {
+  static const std::regex kUrl(
+      R"(^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::(\d{1,5}))?/?$)");
+  const std::string text(url);
+  std::smatch m;
+  if (!std::regex_match(text, m, kUrl)) return std::nullopt;
+  HttpClientConfig config;
+  config.tls = m[1] == "https";
+  config.host = m[2];
+  if (config.host.front() == '[') config.host = config.host.substr(1, config.host.size() - 2);
+  config.port = m[3].matched ? std::stoi(m[3]) : (config.tls ? 443 : default_http_port);
+  if (config.port < 1 || config.port > 65535) return std::nullopt;
+  return config;
 }
 
 std::unique_ptr<HttpClient> HttplibClient::Create(EventLoop& loop, HttpClientConfig config) {

@@ -66,6 +66,12 @@ struct HttpClientConfig {
   bool tls = true;  // false: plain HTTP (a local openHAB on :8080); ca_file is then unused
 };
 
+// `http://HOST[:PORT][/]` or `https://HOST[:PORT][/]` (IPv6 hosts in brackets): a server's
+// root as a client configuration, the port defaulting to `default_http_port` for http and 443
+// for https. nullopt when the text is no such URL or its port is not 1-65535: the caller says
+// what it expected. Thread-safe (pure).
+std::optional<HttpClientConfig> ParseRootUrl(std::string_view url, int default_http_port);
+
 // HTTPS (or plain HTTP) through cpp-httplib on one worker thread this object owns: requests run one
 // at a time in the order sent, over one kept-alive connection, and completions are posted to the
 // loop. With TLS, the server certificate is verified against the system's CAs and `ca_file` and

@@ -6,7 +6,6 @@
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 
 #include "common/event_loop.h"
@@ -31,23 +30,14 @@ constexpr char kDefaultUrl[] = "http://127.0.0.1:9464";
 
 // `http://HOST[:PORT][/]` (IPv6 hosts in brackets) as a client configuration.
 Result<HttpClientConfig> ParseStatusUrl(const std::string& url) {
-  static const std::regex kUrl(R"(^http://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::(\d{1,5}))?/?$)");
-  std::smatch m;
-  if (!std::regex_match(url, m, kUrl)) {
+  auto config = ParseRootUrl(url, 80);
+  if (!config || config->tls) {
     return MakeError("bad_url",
                      "--url: expected http://HOST:PORT (the connector's [metrics] "
-                     "listen address), got '" +
+                     "listen address, port 1-65535), got '" +
                          url + "'");
   }
-  HttpClientConfig config;
-  config.tls = false;
-  config.host = m[1];
-  if (config.host.front() == '[') config.host = config.host.substr(1, config.host.size() - 2);
-  config.port = m[2].matched ? std::stoi(m[2]) : 80;
-  if (config.port < 1 || config.port > 65535) {
-    return MakeError("bad_url", "--url: the port must be 1-65535");
-  }
-  return config;
+  return *config;
 }
 
 // The URL [metrics].listen of `file` is reached at. Only that key matters here, and the

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <regex>
 #include <utility>
 
 #include "common/crypto.h"
@@ -87,26 +86,15 @@ std::unique_ptr<HttpStreamHandle> RestClient::OpenEvents(HttpStreamer& streamer,
 }
 
 Result<HttpClientConfig> ParseServerUrl(std::string_view url) {
-  static const std::regex kUrl(
-      R"(^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)(?::(\d{1,5}))?/?$)");
-  const std::string text(url);
-  std::smatch m;
-  if (!std::regex_match(text, m, kUrl)) {
+  auto config = ParseRootUrl(url, 8080);
+  if (!config) {
     return MakeError("bad_url",
                      "the openHAB URL must look like http://HOST[:PORT] or https://HOST[:PORT] "
-                     "(the server root, without /rest), got '" +
-                         text + "'");
+                     "(the server root, without /rest, the port 1-65535), got '" +
+                         std::string(url) + "'");
   }
-  HttpClientConfig config;
-  config.tls = m[1] == "https";
-  config.host = m[2];
-  if (config.host.front() == '[') config.host = config.host.substr(1, config.host.size() - 2);
-  config.port = m[3].matched ? std::stoi(m[3]) : (config.tls ? 443 : 8080);
-  if (config.port < 1 || config.port > 65535) {
-    return MakeError("bad_url", "the port of the openHAB URL must be 1-65535");
-  }
-  config.read_timeout_ms = 30'000;
-  return config;
+  config->read_timeout_ms = 30'000;
+  return *config;
 }
 
 HttpClientConfig EventStreamConfig(HttpClientConfig rest) {
