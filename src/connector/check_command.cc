@@ -53,14 +53,8 @@ class Observer final : public openhab::MirrorListener {
     ++changes_;
     const ItemPolicy& policy = policies_[item.name];
     if (policy.send != SendAs::kTelemetry && policy.send != SendAs::kBoth) return;
-    const EncodedValue value = EncodeValue(item.type, change.value);
-    Entry entry;
-    entry.key = item.name;
-    entry.type = item.type;
-    entry.value = value.value;
-    entry.unit = value.unit;
-    entry.state = value.state;
-    entry.time_ms = change.changed_ms;
+    Entry entry =
+        MakeItemEntry(item, change.value, change.changed_ms, EntryKind::kChange, policy.priority);
     if (filter_.OnChange(entry, loop_.NowMs()).verdict == ItemFilter::Verdict::kSend) {
       entries_.push_back(std::move(entry));
     }
@@ -265,16 +259,10 @@ int Check(const CheckOptions& options) {
                                  policy.deadband ? " deadband" : "");
       }
       if (policy.send == SendAs::kTelemetry || policy.send == SendAs::kBoth) {
-        const EncodedValue value =
-            EncodeValue(item.type, openhab::ParseStateTolerant(item.type, item.state));
-        Entry entry;
-        entry.kind = EntryKind::kSnapshot;
-        entry.key = name;
-        entry.type = item.type;
-        entry.value = value.value;
-        entry.unit = value.unit;
-        entry.state = value.state;
-        entry.time_ms = wall.NowMs();
+        const std::string_view base =
+            item.is_group() && !item.group_type.empty() ? item.group_type : item.type;
+        Entry entry = MakeItemEntry(item, openhab::ParseStateTolerant(base, item.state),
+                                    wall.NowMs(), EntryKind::kSnapshot, policy.priority);
         snapshot.push_back(std::move(entry));
       }
     }

@@ -35,6 +35,28 @@ Result<Selection> MakeSelection(const Config& config) {
   return Selection{std::move(selector).value(), std::move(resolver).value()};
 }
 
+Entry MakeItemEntry(const openhab::Item& item, const openhab::State& value, std::int64_t time_ms,
+                    EntryKind kind, Priority priority) {
+  EncodedValue encoded = EncodeValue(BaseType(item), value);
+  Entry entry;
+  entry.kind = kind;
+  entry.priority = priority;
+  entry.key = item.name;
+  // A typed group says what it aggregates and how, as openHAB's files write it and
+  // docs/message-format.md promises: `Group:Number:Power:SUM`, `Group:Switch:OR`.
+  if (item.is_group() && !item.group_type.empty()) {
+    entry.type = "Group:" + item.group_type;
+    if (!item.function.empty()) entry.type += ":" + item.function;
+  } else {
+    entry.type = item.type;
+  }
+  entry.value = std::move(encoded.value);
+  entry.unit = std::move(encoded.unit);
+  entry.state = std::move(encoded.state);
+  entry.time_ms = time_ms;
+  return entry;
+}
+
 Replicator::Replicator(EventLoop& loop, const Clock& wall, Outbox& outbox, TwinMirror& twin,
                        ItemBook& book, openhab::RestClient& rest, Log& log, Selection selection)
     : loop_(loop),
@@ -124,28 +146,6 @@ void Replicator::Deselect(const std::string& name) {
   filter_.Forget(name);
   selected_.erase(it);
   book_.erase(name);
-}
-
-Entry Replicator::MakeEntry(const openhab::Item& item, const openhab::State& value,
-                            std::int64_t time_ms, EntryKind kind, Priority priority) const {
-  EncodedValue encoded = EncodeValue(BaseType(item), value);
-  Entry entry;
-  entry.kind = kind;
-  entry.priority = priority;
-  entry.key = item.name;
-  // A typed group says what it aggregates and how, as openHAB's files write it and
-  // docs/message-format.md promises: `Group:Number:Power:SUM`, `Group:Switch:OR`.
-  if (item.is_group() && !item.group_type.empty()) {
-    entry.type = "Group:" + item.group_type;
-    if (!item.function.empty()) entry.type += ":" + item.function;
-  } else {
-    entry.type = item.type;
-  }
-  entry.value = std::move(encoded.value);
-  entry.unit = std::move(encoded.unit);
-  entry.state = std::move(encoded.state);
-  entry.time_ms = time_ms != 0 ? time_ms : wall_.NowMs();
-  return entry;
 }
 
 void Replicator::Accept(Entry entry) {
@@ -242,8 +242,8 @@ void Replicator::OnStateChanged(const openhab::Item& item, const openhab::StateC
   if (it == selected_.end()) return;
   const ItemPolicy& policy = it->second;
   ++counters_.changes;
-  Entry entry =
-      MakeEntry(item, change.value, change.changed_ms, EntryKind::kChange, policy.priority);
+  Entry entry = MakeItemEntry(item, change.value, Now(change.changed_ms), EntryKind::kChange,
+                              policy.priority);
   book_[item.name].last_change_ms = entry.time_ms;
   if (SendsTwin(policy.send)) twin_.SetItem(entry);
   if (!SendsTelemetry(policy.send)) return;
@@ -332,8 +332,8 @@ void Replicator::Snapshot() {
 
 void Replicator::SnapshotItem(const openhab::Item& item, const ItemPolicy& policy) {
   const openhab::State state = openhab::ParseStateTolerant(BaseType(item), item.state);
-  Entry entry =
-      MakeEntry(item, state, item.last_state_change_ms, EntryKind::kSnapshot, policy.priority);
+  Entry entry = MakeItemEntry(item, state, Now(item.last_state_change_ms), EntryKind::kSnapshot,
+                              policy.priority);
   if (SendsTwin(policy.send)) twin_.SetItem(entry);
   if (!SendsTelemetry(policy.send)) return;
   filter_.Sent(entry, loop_.NowMs());

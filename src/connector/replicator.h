@@ -38,6 +38,11 @@ struct Selection {
 // Errors (code "config") name the bad patterns.
 Result<Selection> MakeSelection(const Config& config);
 
+// The entry for `item` holding `value` (typed by the item's type, a group's by its base type;
+// a typed group named as openHAB's files write it: `Group:Number:Power:SUM`).
+Entry MakeItemEntry(const openhab::Item& item, const openhab::State& value, std::int64_t time_ms,
+                    EntryKind kind, Priority priority);
+
 struct ReplicatorCounters {
   std::int64_t changes = 0;    // state changes of replicated items seen
   std::int64_t accepted = 0;   // entries handed to the outbox
@@ -101,8 +106,8 @@ class Replicator final : public openhab::MirrorListener {
   void ReadMetadata();
   void OnMetadata(Result<openhab::ItemList> list, std::int64_t generation);
   void Deselect(const std::string& name);
-  Entry MakeEntry(const openhab::Item& item, const openhab::State& value, std::int64_t time_ms,
-                  EntryKind kind, Priority priority) const;
+  // `time_ms` when openHAB gave it, else now.
+  std::int64_t Now(std::int64_t time_ms) const { return time_ms != 0 ? time_ms : wall_.NowMs(); }
   void Accept(Entry entry);
   void Snapshot();
   void SnapshotItem(const openhab::Item& item, const ItemPolicy& policy);
