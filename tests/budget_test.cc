@@ -460,6 +460,8 @@ TEST(BudgetTest, StalenessBoundFormula) {
   EXPECT_DOUBLE_EQ(free.StalenessBoundSeconds(60, 70, kOverhead, noon), 156.0);
   // Entries of 100 B: k = 3, m = 20, (20 + 1) * 12 s.
   EXPECT_DOUBLE_EQ(free.StalenessBoundSeconds(60, 100, kOverhead, noon), 252.0);
+  // The twin's patches take up to 1/11 of the pace: a round takes 11/10 as long.
+  EXPECT_NEAR(free.StalenessBoundSeconds(60, 70, kOverhead, noon, 10.0 / 11.0), 171.6, 1e-9);
   // Less of the window's main pool left than a round needs: first the wait for the next
   // window.
   free.Spend(7200 - 12, Pool::kMain, noon);

@@ -149,9 +149,16 @@ TEST(ConnectorBudgetE2e, NeverOverTheBudgetAndPacedUnderHeavyLoad) {
     EXPECT_LE(chunks + other, f.budget) << "hub window " << start;
   }
   // The load was far above the budget: the whole window was spent (all but the pace line's
-  // last step), and changes were merged.
-  EXPECT_GE(by_created[first_full], f.main - 2) << rig.Log();
+  // last step) on telemetry and reported-property patches, and changes were merged.
+  EXPECT_GE(by_created[first_full] +
+                OtherBilledAtMost(samples, stats, first_full, first_full + f.window_ms),
+            f.main - 2)
+      << rig.Log();
   EXPECT_GT(status["outbox"].value("merged", 0), 1000) << status.dump();
+  // The twin's patches, several chunks each, still got their share: telemetry taking each
+  // chunk as the pace freed it did not starve them (Budget::Claim).
+  EXPECT_GE(status["twin"].value("patches_sent", 0), 2) << status.dump();
+  EXPECT_GE(status["twin"].value("last_patch_ms", std::int64_t{0}), first_full) << status.dump();
 
   // Property 2: at every message, what its window has spent so far is under the pace line.
   std::map<std::int64_t, std::int64_t> spent;
@@ -236,15 +243,21 @@ std::map<std::string, nlohmann::json> SimItems(ConnectorRig& rig) {
 }
 
 // Which of `metered` (in seq order) the budget held back: built the moment the pace line let
-// them go (their window's spending, theirs included, reached the line). The others went at
-// once, on allowance saved up in the window, each filled with what was pending then.
-std::vector<bool> AtThePaceLine(const std::vector<MeteredMessage>& metered, const Figures& f) {
+// them go (their window's spending, theirs and the twin's patches included, reached the line).
+// The others went at once, on allowance saved up in the window, each filled with what was
+// pending then. The twin's spending counts as far as the samples prove it, so a message
+// counted as held back was.
+std::vector<bool> AtThePaceLine(const std::vector<MeteredMessage>& metered, const Figures& f,
+                                const std::vector<StatsSampler::Sample>& samples,
+                                const nlohmann::json& final_stats) {
   std::vector<bool> out;
   std::map<std::int64_t, std::int64_t> spent;
   for (const auto& m : metered) {
     const std::int64_t start = WindowStart(m.created_ms, f.window_ms);
     spent[start] += m.chunks;
-    out.push_back(spent[start] >= PaceLine(f.main, f.burst, f.window_ms, m.created_ms - start));
+    const std::int64_t other = OtherBilledAtLeast(samples, final_stats, start, m.created_ms);
+    out.push_back(spent[start] + other >=
+                  PaceLine(f.main, f.burst, f.window_ms, m.created_ms - start));
   }
   return out;
 }
@@ -260,10 +273,12 @@ TEST(ConnectorBudgetE2e, MessagesAreFilledToTheChunkAndHighPriorityGoesFirst) {
   ASSERT_TRUE(rig.StartConnector(rig.BaseConfig() + Quota("free", f.budget, 10) +
                                  "\n[[item]]\nmatch = \"Living_Light\"\npriority = \"high\"\n"))
       << rig.error();
+  StatsSampler sampler(rig.hub_info(), 50ms);
   // The window's saved-up allowance is spent and the pace line holds a backlog back.
   const auto paced = [&] {
     const auto messages = rig.Messages();
-    const auto at_line = AtThePaceLine(Meter(messages, kFreeChunk), f);
+    const auto at_line =
+        AtThePaceLine(Meter(messages, kFreeChunk), f, sampler.samples(), rig.Stats());
     return std::count(at_line.begin(), at_line.end(), true);
   };
   ASSERT_TRUE(WaitUntil([&] { return paced() >= 5; }, 30s)) << rig.Log();
@@ -315,7 +330,8 @@ TEST(ConnectorBudgetE2e, MessagesAreFilledToTheChunkAndHighPriorityGoesFirst) {
   // that fitted: no item new to it in the next message of its kind had been waiting when it
   // was built and would have fitted into the room it left (8 bytes spare for a value that
   // grew a digit since). The last message before the stop is not checked.
-  const std::vector<bool> at_line = AtThePaceLine(metered, f);
+  sampler.Stop();
+  const std::vector<bool> at_line = AtThePaceLine(metered, f, sampler.samples(), rig.Stats());
   int checked = 0;
   for (std::size_t i = 0; i + 1 < metered.size(); ++i) {
     const auto& m = metered[i];

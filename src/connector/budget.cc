@@ -220,7 +220,8 @@ std::int64_t Budget::ChunksAvailableWithin(std::int64_t horizon_ms, Pool pool,
 }
 
 double Budget::StalenessBoundSeconds(std::int64_t n_items, std::int64_t avg_entry_bytes,
-                                     std::int64_t overhead_bytes, std::int64_t now_ms) const {
+                                     std::int64_t overhead_bytes, std::int64_t now_ms,
+                                     double share) const {
   if (n_items <= 0) return 0.0;
   if (main_ == 0) return std::numeric_limits<double>::infinity();
   const std::int64_t entry = std::max<std::int64_t>(1, avg_entry_bytes);
@@ -230,7 +231,8 @@ double Budget::StalenessBoundSeconds(std::int64_t n_items, std::int64_t avg_entr
   const std::int64_t message_chunks = ChunksFor(overhead + per_message * entry);
   const std::int64_t messages = (n_items + per_message - 1) / per_message;
   const std::int64_t round_chunks = SaturatingMul(messages, message_chunks);
-  const double rate = static_cast<double>(main_) * 1000.0 / static_cast<double>(window_ms_);
+  const double rate = static_cast<double>(main_) * 1000.0 / static_cast<double>(window_ms_) *
+                      std::clamp(share, 0.01, 1.0);
   std::int64_t start = HubStart(now_ms);
   const Usage usage = At(start);
   const std::int64_t main_left = main_ - usage.main_used - Borrowed(usage.reserve_used);

@@ -93,15 +93,24 @@ class Budget {
   // An upper bound, in seconds from now_ms, on how long an item's latest state may wait
   // before it is sent when `n_items` items share the main pool with average entries of
   // `avg_entry_bytes` and `overhead_bytes` per message (docs/budget.md states the formula).
-  // 0 for no items; infinity when the main pool is empty.
+  // `share` is the part of the main pool's pace the states get (the twin's patches take the
+  // rest). 0 for no items; infinity when the main pool is empty.
   double StalenessBoundSeconds(std::int64_t n_items, std::int64_t avg_entry_bytes,
-                               std::int64_t overhead_bytes, std::int64_t now_ms) const;
+                               std::int64_t overhead_bytes, std::int64_t now_ms,
+                               double share = 1.0) const;
 
   // The hub said its quota is gone (SessionState::kQuotaExhausted): nothing may be spent
   // before `resume_ms` (the session's 00:00 UTC). A later call replaces the time.
   void HubExhausted(std::int64_t resume_ms);
   // The hub took a billable operation after all: HubExhausted no longer holds.
   void HubResumed();
+
+  // Main-pool chunks promised to a spender that waits for them: a reported-property patch
+  // needs several chunks at once, and a steady telemetry load that takes each chunk as the
+  // pace frees it would starve it. Other main-pool spenders leave the claimed chunks (they
+  // ask CanSpend and NextAvailableMs for their own plus claimed()). In memory only; 0: none.
+  void Claim(std::int64_t chunks) { claimed_ = chunks; }
+  std::int64_t claimed() const { return claimed_; }
 
   // The state as text for durable storage (a versioned JSON object, docs/budget.md).
   std::string Serialize() const;
@@ -160,6 +169,7 @@ class Budget {
   std::int64_t chunk_bytes_;
   Usage usage_;
   std::int64_t hub_resume_ms_ = 0;
+  std::int64_t claimed_ = 0;
 };
 
 }  // namespace iothub::connector

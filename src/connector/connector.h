@@ -98,6 +98,7 @@ class Connector final : private azure::SessionListener {
   void NoteError(const std::string& kind, const std::string& message);
   void ShutdownStep(std::int64_t deadline_ms, std::int64_t last_sealed, int quiet_steps);
   void FinishShutdown();
+  void TrimHeap();
 
   EventLoop& loop_;
   const Clock& wall_;
@@ -137,6 +138,8 @@ class Connector final : private azure::SessionListener {
   bool ever_connected_ = false;  // a refusal before the first connection is fatal
   std::function<void()> shutdown_done_;
   EventLoop::TimerId shutdown_timer_ = 0;
+  static constexpr std::int64_t kTrimIntervalMs = 5'000;
+  EventLoop::TimerId trim_timer_ = 0;
   Liveness liveness_;  // last: callbacks check it before touching the members above
 };
 

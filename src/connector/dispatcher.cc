@@ -163,8 +163,9 @@ std::optional<azure::TelemetryMessage> Dispatcher::Build() {
   // One message that is not full at a time: what arrives meanwhile joins the next one.
   if (partial && partial_in_flight_ > 0) return std::nullopt;
   if (!TakeSendSlot()) return std::nullopt;
-  if (!budget_.CanSpend(message.billed_messages, Pool::kMain, now)) {
-    WaitForBudget(message.billed_messages);
+  // What a waiting reported-property patch claimed stays for it (Budget::Claim).
+  if (!budget_.CanSpend(message.billed_messages + budget_.claimed(), Pool::kMain, now)) {
+    WaitForBudget(message.billed_messages + budget_.claimed());
     // The backlog may have outgrown the budget: check now rather than at the next second,
     // but not on every pull of a busy home.
     if (loop_.NowMs() - last_merge_check_ms_ >= kMergeCheckMinMs) CheckMerge();
@@ -352,7 +353,7 @@ std::int64_t Dispatcher::avg_entry_bytes() const {
 
 double Dispatcher::StalenessBoundSeconds() const {
   return budget_.StalenessBoundSeconds(std::max<std::int64_t>(1, item_count_), avg_entry_bytes(),
-                                       kMessageOverheadBytes, wall_.NowMs());
+                                       kMessageOverheadBytes, wall_.NowMs(), options_.main_share);
 }
 
 void Dispatcher::CheckMerge() {

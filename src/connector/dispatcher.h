@@ -41,6 +41,9 @@ struct DispatcherOptions {
   // answers bursts beyond it with delays and then disconnections (reference §5).
   double max_messages_per_second = 0;
   std::int64_t merge_check_ms = 1'000;
+  // The part of the main pool telemetry gets for the staleness bound: the twin mirror's
+  // patches take the rest (kTwinShare).
+  double main_share = 1.0;
 };
 
 struct DispatcherCounters {

@@ -21,9 +21,12 @@ Json ItemValue(const Entry& state) {
 }
 
 // `"key":value` as it stands in the reported document.
-std::size_t MemberBytes(const std::string& key, const Json& value) {
-  return key.size() + 3 + value.dump().size();
+std::size_t MemberBytes(const std::string& key, std::string_view value) {
+  return key.size() + 3 + value.size();
 }
+
+// An item to delete from the reported properties (the hub's null).
+constexpr std::string_view kDeleted = "null";
 
 }  // namespace
 
@@ -39,15 +42,21 @@ void TwinMirror::Attach(azure::DeviceSession* session) { session_ = session; }
 
 void TwinMirror::Connected(bool connected) {
   connected_ = connected;
-  if (connected) Schedule(0);
+  if (connected) {
+    Schedule(0);
+  } else {
+    budget_.Claim(0);  // no patch goes without a connection: telemetry need not wait for one
+  }
 }
 
 void TwinMirror::SetItem(const Entry& state) {
   if (!options_.enabled) return;
   const std::string& name = state.key;
-  Json value = ItemValue(state);
-  const std::size_t bytes = MemberBytes(name, value);
-  const std::size_t old = sizes_.count("i" + name) != 0 ? sizes_["i" + name] : 0;
+  std::string text = ItemValue(state).dump();
+  const std::size_t bytes = MemberBytes(name, text);
+  const auto found = items_.find(name);
+  const std::size_t old =
+      found != items_.end() && found->second != kDeleted ? MemberBytes(name, found->second) : 0;
   const std::size_t limit = options_.max_bytes - options_.headroom_bytes;
   if (total_bytes_ - old + bytes > limit) {
     if (left_out_.insert(name).second) {
@@ -70,26 +79,24 @@ void TwinMirror::SetItem(const Entry& state) {
     return;
   }
   total_bytes_ = total_bytes_ - old + bytes;
-  sizes_["i" + name] = bytes;
-  items_[name] = std::move(value);
+  items_[name] = std::move(text);
   dirty_items_.insert(name);
   Schedule(0);
 }
 
 void TwinMirror::RemoveItem(const std::string& name) {
   if (!options_.enabled) return;
-  const auto size = sizes_.find("i" + name);
-  if (size == sizes_.end()) return;
-  total_bytes_ -= size->second;
-  sizes_.erase(size);
-  items_[name] = nullptr;
+  const auto found = items_.find(name);
+  if (found == items_.end() || found->second == kDeleted) return;
+  total_bytes_ -= MemberBytes(name, found->second);
+  found->second = kDeleted;
   dirty_items_.insert(name);
   Schedule(0);
 }
 
 void TwinMirror::SetThing(const std::string& uid, const Json& status) {
   if (!options_.enabled) return;
-  const std::size_t bytes = MemberBytes(uid, status);
+  const std::size_t bytes = MemberBytes(uid, status.dump());
   const std::size_t old = sizes_.count("t" + uid) != 0 ? sizes_["t" + uid] : 0;
   if (total_bytes_ - old + bytes > options_.max_bytes - options_.headroom_bytes) return;
   total_bytes_ = total_bytes_ - old + bytes;
@@ -109,10 +116,10 @@ void TwinMirror::SetFacts(Json facts) {
 std::int64_t TwinMirror::IntervalMs() const {
   const BudgetFigures figures = budget_.Figures(wall_.NowMs());
   if (figures.main <= 0) return options_.min_interval_ms;
-  // At most about one patch per ten messages the pace allows, so that the twin never takes
-  // more than a tenth of a tight budget.
+  // After a patch of n chunks, wait for the pace to allow ten times as many, so that the twin
+  // takes at most about a tenth of a tight budget.
   const std::int64_t window_ms = figures.window_end_ms - figures.window_start_ms;
-  return std::max(options_.min_interval_ms, 10 * window_ms / figures.main);
+  return std::max(options_.min_interval_ms, 10 * last_patch_chunks_ * window_ms / figures.main);
 }
 
 void TwinMirror::Schedule(std::int64_t delay_ms) {
@@ -136,7 +143,9 @@ void TwinMirror::Flush() {
   dirty_items_.clear();
   dirty_things_.clear();
   dirty_facts_ = false;
-  for (const auto& name : items) patch["items"][name] = items_[name];
+  for (const auto& name : items) {
+    patch["items"][name] = Json::parse(items_[name], nullptr, /*allow_exceptions=*/false);
+  }
   for (const auto& uid : things) patch["things"][uid] = things_[uid];
   if (facts) patch["connector"] = facts_;
   if (patch.empty()) return;
@@ -150,11 +159,16 @@ void TwinMirror::Flush() {
   if (!budget_.CanSpend(chunks, Pool::kMain, now)) {
     restore();
     const std::int64_t at = budget_.NextAvailableMs(chunks, Pool::kMain, now);
-    if (at != kNeverMs) Schedule(at - now);
+    if (at == kNeverMs) return;
+    // Telemetry leaves these chunks to the patch until it goes (Budget::Claim).
+    budget_.Claim(chunks);
+    Schedule(at - now);
     return;
   }
+  budget_.Claim(0);
   budget_.Spend(chunks, Pool::kMain, now);
   counters_.billed_chunks += chunks;
+  last_patch_chunks_ = chunks;
   in_flight_ = true;
   last_patch_ms_ = loop_.NowMs();
   session_->UpdateReported(
@@ -166,8 +180,8 @@ void TwinMirror::Flush() {
           counters_.reported_bytes = static_cast<std::int64_t>(total_bytes_);
           // Deleted members are gone from the hub: forget them.
           for (auto it = items_.begin(); it != items_.end();) {
-            it = it->second.is_null() && dirty_items_.count(it->first) == 0 ? items_.erase(it)
-                                                                            : std::next(it);
+            it = it->second == kDeleted && dirty_items_.count(it->first) == 0 ? items_.erase(it)
+                                                                              : std::next(it);
           }
           Schedule(0);
           return;

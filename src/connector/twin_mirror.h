@@ -5,7 +5,9 @@
 //    "things":{"zwave:device:1:node3":{"status":"ONLINE","detail":"NONE"}},
 //    "connector":{"version":"0.1.0","started":"...","budget":{...}}}
 // Changes are coalesced (latest state wins) into one patch at a time, sent when the budget's
-// main pool allows and at most every `min_interval` (longer when the budget is tight). The
+// main pool allows and at most every `min_interval` (longer when the budget is tight: the twin
+// takes about a tenth of it). A patch waiting for the pace claims its chunks (Budget::Claim),
+// so that telemetry does not take every chunk as the pace frees it. The
 // reported document stays within IoT Hub's 32 KB: items that would take it past are left out,
 // named in the log once and counted. A patch the session gives up on is retried from the
 // mirror's own state (which the replicator rebuilds from openHAB after a restart). Without a
@@ -26,6 +28,10 @@
 #include "connector/log.h"
 
 namespace iothub::connector {
+
+// The most of a tight main pool the patches take: after a patch of n chunks the mirror waits
+// until the pace has allowed 10 n more.
+inline constexpr double kTwinShare = 1.0 / 11.0;
 
 struct TwinMirrorOptions {
   bool enabled = true;
@@ -80,11 +86,14 @@ class TwinMirror {
   bool connected_ = false;
   bool in_flight_ = false;
   std::int64_t last_patch_ms_ = -1;  // loop time
+  std::int64_t last_patch_chunks_ = 1;
   EventLoop::TimerId timer_ = 0;
 
-  // What the hub should hold ("items.X" → value, null = delete), and what it was last told.
-  std::map<std::string, Json> items_, things_;
-  std::map<std::string, std::size_t> sizes_;  // serialised size per "items.X" / "things.X"
+  // What the hub should hold: "items.X" as JSON text ("null": delete; text, because a parsed
+  // value of a few members took four times the memory), and "things.X".
+  std::map<std::string, std::string> items_;
+  std::map<std::string, Json> things_;
+  std::map<std::string, std::size_t> sizes_;  // serialised size per "things.X"
   std::size_t total_bytes_ = 0;
   Json facts_;
   std::set<std::string> dirty_items_, dirty_things_;
