@@ -27,6 +27,7 @@
 //
 //   build/bin/connector_bench [--quick] [--phases bare,demo,big,outbox] [--rate N]
 //                             [--seconds S] [--items N] [--burst N] [--outbox-changes N]
+//                             [--smaps DIR]
 #include <fmt/format.h>
 #include <httplib.h>
 
@@ -210,7 +211,17 @@ struct Memory {
   long pss_kb = -1;   // proportional set size: shared pages divided among their processes
 };
 
+// --smaps DIR: each reading also copies the connector's /proc/PID/smaps there, to see which
+// mappings the resident set is made of.
+std::string g_smaps_dir;
+int g_smaps_count = 0;
+
 Memory ReadMemory(pid_t pid) {
+  if (!g_smaps_dir.empty()) {
+    std::ifstream in(fmt::format("/proc/{}/smaps", pid));
+    std::ofstream out(fmt::format("{}/smaps-{}.txt", g_smaps_dir, ++g_smaps_count));
+    out << in.rdbuf();
+  }
   Memory m;
   std::ifstream status(fmt::format("/proc/{}/status", pid));
   std::string line;
@@ -611,7 +622,7 @@ void PrintMemory(const char* label, const Memory& m) {
 int Usage(const char* argv0) {
   fmt::print(stderr,
              "usage: {} [--quick] [--phases bare,demo,big,outbox] [--rate N] [--seconds S] "
-             "[--items N] [--burst N] [--outbox-changes N]\n",
+             "[--items N] [--burst N] [--outbox-changes N] [--smaps DIR]\n",
              argv0);
   return 2;
 }
@@ -653,6 +664,8 @@ int main(int argc, char** argv) {
       o.burst = std::atol(value.c_str());
     } else if (flag == "--outbox-changes") {
       o.outbox_changes = std::atol(value.c_str());
+    } else if (flag == "--smaps") {
+      g_smaps_dir = value;
     } else {
       return Usage(argv[0]);
     }

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/trust_store.h"
+
 namespace iothub::azure {
 namespace {
 
@@ -411,8 +413,8 @@ Result<std::unique_ptr<MosquittoConnector>> MosquittoConnector::Create(EventLoop
   // Idle sessions hold no read/write buffers: most of a TLS connection's memory.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   // A private CA is trusted in addition to the system's, never instead of them.
-  if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
-    return MakeError("tls", "cannot load the system's CA certificates: " + OpenSslErrorText());
+  if (std::string why; !AddSystemTrust(SSL_CTX_get_cert_store(ctx.get()), &why)) {
+    return MakeError("tls", "cannot load the system's CA certificates: " + why);
   }
   if (!tls.ca_file.empty() &&
       SSL_CTX_load_verify_locations(ctx.get(), tls.ca_file.c_str(), nullptr) != 1) {

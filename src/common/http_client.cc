@@ -165,9 +165,10 @@ void HttplibClient::WorkerMain() {
       queue_.pop_front();
     }
     Result<HttpResponse> result = Perform(job.request);
-    loop_.Post([watch = watch_, done = std::move(job.done), result = std::move(result)] {
+    // Moved on, not copied: an item list is hundreds of kilobytes.
+    loop_.Post([watch = watch_, done = std::move(job.done), result = std::move(result)]() mutable {
       if (!watch.alive()) return;
-      done(result);
+      done(std::move(result));
     });
   }
 }

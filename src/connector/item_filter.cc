@@ -189,8 +189,13 @@ ItemFilter::Suppression ItemFilter::Suppresses(const Item& item, const Entry& en
 ItemFilter::Decision ItemFilter::OnChange(const Entry& entry, std::int64_t now_ms) {
   const auto [it, added] = items_.try_emplace(entry.key);
   Item& item = it->second;
-  item.latest = entry;
   const Suppression suppression = Suppresses(item, entry);
+  const bool too_soon = item.last_sent && item.policy.min_interval_ms > 0 &&
+                        now_ms < item.last_sent_ms + item.policy.min_interval_ms;
+  // Not sent now: the latest differs from what was sent (a send makes them one again).
+  if (suppression != Suppression::kNone || too_soon) {
+    item.latest = std::make_unique<Entry>(entry);
+  }
   if (suppression != Suppression::kNone) {
     ++(suppression == Suppression::kDuplicate ? item.counters.duplicates : item.counters.deadband);
     if (item.holding) {
@@ -201,8 +206,7 @@ ItemFilter::Decision ItemFilter::OnChange(const Entry& entry, std::int64_t now_m
     }
     return {Verdict::kSuppress, 0};
   }
-  if (item.last_sent && item.policy.min_interval_ms > 0 &&
-      now_ms < item.last_sent_ms + item.policy.min_interval_ms) {
+  if (too_soon) {
     if (item.holding) ++item.counters.superseded;
     item.holding = true;
     ++item.counters.held;
@@ -216,14 +220,14 @@ ItemFilter::Decision ItemFilter::OnChange(const Entry& entry, std::int64_t now_m
 
 void ItemFilter::Sent(const Entry& entry, std::int64_t now_ms) {
   const auto [it, added] = items_.try_emplace(entry.key);
-  it->second.latest = entry;
   if (it->second.holding) ++it->second.counters.superseded;
   Record(entry.key, it->second, entry, now_ms);
 }
 
 void ItemFilter::Record(const std::string& name, Item& item, const Entry& entry,
                         std::int64_t now_ms) {
-  item.last_sent = entry;
+  item.last_sent = entry;  // before the reset: `entry` may be *item.latest
+  item.latest.reset();     // the latest is what was sent
   item.last_sent_ms = now_ms;
   item.holding = false;
   Reschedule(name, item);
@@ -250,10 +254,10 @@ std::vector<ItemFilter::Due> ItemFilter::TakeDue(std::int64_t now_ms) {
     Item& item = items_.find(name)->second;
     const Reason reason = item.holding ? Reason::kReleased : Reason::kHeartbeat;
     ++(reason == Reason::kReleased ? item.counters.released : item.counters.heartbeats);
-    out.push_back({*item.latest, reason});
+    out.push_back({item.latest ? *item.latest : *item.last_sent, reason});
     // Record moves this item's key out of the way (its next due is later than now_ms, or
     // none), so the loop advances.
-    Record(name, item, *item.latest, now_ms);
+    Record(name, item, out.back().entry, now_ms);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -99,7 +100,9 @@ class ItemFilter {
     ItemPolicy policy;
     std::optional<Entry> last_sent;
     std::int64_t last_sent_ms = 0;
-    std::optional<Entry> latest;  // the newest change seen (sent, suppressed or held)
+    // The newest change seen when it is not last_sent (suppressed or held): most items'
+    // latest is what was sent, and a copy each would double the filter's memory.
+    std::unique_ptr<Entry> latest;
     bool holding = false;
     std::optional<std::int64_t> due_ms;  // its key in due_
     FilterCounters counters;

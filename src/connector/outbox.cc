@@ -26,6 +26,7 @@ constexpr const char* kFileName = "outbox.sqlite";
 constexpr const char* kMetaFormat = "outbox.format_version";
 constexpr const char* kMetaNextId = "outbox.next_entry_id";
 constexpr const char* kMetaSynced = "outbox.synced_ms";
+constexpr std::size_t kKeptBatchCapacity = 256;  // rows a batch keeps room for between commits
 
 // Filled in with the application id and the format version.
 constexpr const char* kSchema = R"sql(
@@ -715,6 +716,9 @@ Status Outbox::CommitBatch() {
   batch_.clear();
   batch_snapshots_.clear();
   acks_.clear();
+  // A snapshot or a burst grows the batch to thousands of rows for one commit; keeping that
+  // capacity would hold a quarter of a megabyte per thousand items for nothing.
+  if (batch_.capacity() > kKeptBatchCapacity) std::vector<Row>().swap(batch_);
   retry_backoff_.Reset();
   if (retry_timer_) {
     loop_.Cancel(*retry_timer_);

@@ -109,7 +109,7 @@ void Replicator::Recompute(bool snapshot_new) {
 openhab::Item Replicator::WithMetadata(const openhab::Item& item) const {
   openhab::Item copy = item;
   const auto known = metadata_.find(item.name);
-  if (known != metadata_.end()) copy.azure = known->second;
+  copy.azure = known != metadata_.end() ? std::optional(known->second) : std::nullopt;
   return copy;
 }
 
@@ -191,7 +191,11 @@ void Replicator::OnMetadata(Result<openhab::ItemList> list, std::int64_t generat
   std::vector<std::string> ready;
   for (const auto& item : list->items) {
     if (awaiting_metadata_.erase(item.name) == 0) continue;
-    metadata_[item.name] = item.azure;
+    if (item.azure) {
+      metadata_[item.name] = *item.azure;
+    } else {
+      metadata_.erase(item.name);
+    }
     ready.push_back(item.name);
   }
   // Items the list did not have yet (added after the read started) need another read; the
@@ -311,7 +315,9 @@ void Replicator::OnConnection(bool up, std::string_view detail) {
   // The resync read every item with its metadata: that is what holds until the next one.
   metadata_.clear();
   awaiting_metadata_.clear();
-  for (const auto& [name, item] : Items()) metadata_[name] = item.azure;
+  for (const auto& [name, item] : Items()) {
+    if (item.azure) metadata_[name] = *item.azure;
+  }
   Recompute(false);
   if (first) {
     log_.Info("replicator", "{} of {} items replicated ({} as telemetry)", selected_.size(),

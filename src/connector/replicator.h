@@ -130,7 +130,8 @@ class Replicator final : public openhab::MirrorListener {
   std::map<std::string, ItemPolicy> selected_;
   std::set<std::string> metadata_reported_;  // items whose bad metadata was logged
   // The `azureiothub` metadata of every item as the last full read gave it (events carry none).
-  std::map<std::string, std::optional<openhab::Metadata>> metadata_;
+  // Items without it are not in the map (a home's items mostly have none).
+  std::map<std::string, openhab::Metadata> metadata_;
   // Items added while running, not selected until their metadata is read (send = "none" must
   // not leak a first state).
   std::set<std::string> awaiting_metadata_;

@@ -40,7 +40,7 @@ struct Item {
   bool read_only = false;           // stateDescription.readOnly
   std::string pattern;              // stateDescription.pattern
   std::optional<Metadata> azure;    // metadata.azureiothub, when present
-  Json metadata = Json::object();   // all namespaces, as sent
+  Json metadata;                    // the namespaces asked for, as sent; null when none
   bool editable = false;
   // Groups only.
   std::string group_type;  // the base item type, "" for a plain group
