@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "openhab/item.h"
+#include "openhab/json_fields.h"
 
 namespace iothub::openhab {
 namespace {
@@ -61,6 +62,12 @@ TEST(ItemTest, BadBodiesAreErrors) {
     EXPECT_EQ(list.error().code, "bad_response");
   }
   EXPECT_FALSE(ParseItems(std::string(100'000, '[') + std::string(100'000, ']')).ok());
+  // Read entry by entry: a body cut off after whole entries is still no list.
+  EXPECT_FALSE(ParseItems(R"([{"name":"A","type":"Switch"},{"name":"B","ty)").ok());
+  EXPECT_FALSE(ParseItems(R"([{"name":"A","type":"Switch"}]trailing)").ok());
+  // A flood of commas is no list, and reserves no more than a big home's (no allocation of
+  // a million entries: this would take gigabytes).
+  EXPECT_FALSE(ParseItems("[" + std::string(1'000'000, ',') + "]").ok());
   auto bad_meta =
       ParseItem(Json::parse(R"({"name":"A","type":"Switch","metadata":{"azureiothub":7}})"));
   EXPECT_FALSE(bad_meta.ok());
@@ -93,6 +100,23 @@ TEST(ServerInfoTest, VersionDecidesFilterSemanticsAndKeepAlive) {
   }
   EXPECT_FALSE(ParseServerInfo("[]").ok());
   EXPECT_FALSE(ParseServerInfo(R"({"version":8})").ok());
+}
+
+TEST(ItemTest, ListsAreReadEntryByEntryInOrder) {
+  EXPECT_EQ(detail::CountArrayEntries("[]"), 0u);
+  EXPECT_EQ(detail::CountArrayEntries(" [ ] "), 0u);
+  EXPECT_EQ(detail::CountArrayEntries(R"([{"a":[1,2]},"x,y",3])"), 3u);
+  EXPECT_EQ(detail::CountArrayEntries(R"(["a\",b"])"), 1u);
+  auto list = ParseItems(
+      R"([{"name":"A","type":"Switch","tags":["x","y"]},7,{"name":"B","type":"Number:Power"},)"
+      R"([1],{"name":"C","type":"Contact","groupNames":["g"]}])");
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  ASSERT_EQ(list->items.size(), 3u);
+  EXPECT_EQ(list->items[0].name, "A");
+  EXPECT_EQ(list->items[0].tags, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(list->items[1].name, "B");
+  EXPECT_EQ(list->items[2].groups, (std::vector<std::string>{"g"}));
+  EXPECT_EQ(list->skipped.size(), 2u) << "the number and the array are not items";
 }
 
 }  // namespace

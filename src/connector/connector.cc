@@ -161,6 +161,12 @@ void Connector::Provision() {
       log_.AddSecret(*key);
       provision_backoff_.Reset();
       StartSession(*key);
+      // Done for this run: the registry's HTTPS client (a TLS context and a thread) goes, after
+      // this callback has returned.
+      loop_.Post(liveness_.Guard([this] {
+        provisioner_.reset();
+        hub_http_.reset();
+      }));
       return;
     }
     NoteError("provisioning", key.error().message);

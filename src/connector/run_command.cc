@@ -53,6 +53,7 @@ int Run(const RunOptions& options) {
   // for nothing (bench/connector_bench: 1 MB less with 1,000 items). The loop thread does the
   // work, so there is no contention to speak of.
   mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024);
   PollLoop loop;
   int exit_code = 0;
   ConnectorOptions connector_options;

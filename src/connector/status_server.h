@@ -43,7 +43,7 @@ struct StatusServerOptions {
   // How long a request waits for the loop to take a snapshot before answering 503.
   std::int64_t loop_timeout_ms = 2000;
   std::size_t default_status_items = 1000;  // /status without ?items=
-  int threads = 4;                          // concurrent requests
+  int threads = 2;                          // concurrent requests: a scrape and a `status`
 };
 
 // Serves the endpoints on cpp-httplib's threads. Those threads never touch the daemon's state:

@@ -2,6 +2,7 @@
 // readers are common/json_fields.h). Thread-safe (pure).
 #pragma once
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -14,27 +15,76 @@
 
 namespace iothub::openhab::detail {
 
+// The number of entries of the JSON array `text` (commas at the top level plus one, strings
+// skipped), for reserving room before the parse. Says nothing about validity.
+inline std::size_t CountArrayEntries(std::string_view text) {
+  std::size_t commas = 0;
+  int depth = 0;
+  bool in_string = false;
+  bool any = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (depth == 1 && c != ']' && c != ' ' && c != '\t' && c != '\r' && c != '\n') any = true;
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (c == ',' && depth == 1) {
+      ++commas;
+    }
+  }
+  return any ? commas + 1 : 0;
+}
+
 // A list response (`GET /rest/items`, `/rest/things`, `/rest/links`): every entry `parse`
 // understands, and the reasons for those it does not. Fails only when the body is not a JSON
-// array ("bad_response", naming `what`).
+// array ("bad_response", naming `what`). Each entry is handed to `parse` as soon as it is read
+// and then dropped, so that a thousand items never stand as one document in memory (that
+// took a few megabytes at the peak, and the heap kept them).
 template <typename T, typename Parse>
 Result<std::pair<std::vector<T>, std::vector<Error>>> ParseEach(std::string_view body,
                                                                 std::string_view what,
                                                                 Parse parse) {
-  const auto doc = ParseUntrustedJson(body);
-  if (!doc || !doc->is_array()) {
+  const auto bad = [what] {
     return MakeError("bad_response", "the " + std::string(what) + " is not a JSON array");
+  };
+  const std::size_t first = body.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || body[first] != '[' ||
+      !JsonDepthWithin(body, kMaxJsonDepth)) {
+    return bad();
   }
   std::pair<std::vector<T>, std::vector<Error>> out;
-  out.first.reserve(doc->size());
-  for (const auto& entry : *doc) {
-    auto parsed = parse(entry);
+  // Growing by doubling would hold up to one and a half lists at once; a hostile body of
+  // commas reserves no more than a big home's list.
+  constexpr std::size_t kMaxReserved = 10'000;
+  out.first.reserve(std::min(CountArrayEntries(body), kMaxReserved));
+  using Event = nlohmann::json::parse_event_t;
+  const auto each = [&](int depth, Event event, nlohmann::json& value) {
+    // Depth 1 is an entry of the top-level array; its end is where it is complete.
+    if (depth != 1 ||
+        (event != Event::object_end && event != Event::array_end && event != Event::value)) {
+      return true;
+    }
+    auto parsed = parse(value);
     if (parsed) {
       out.first.push_back(std::move(parsed).value());
     } else {
       out.second.push_back(parsed.error());
     }
-  }
+    return false;  // not kept in the document
+  };
+  const nlohmann::json doc = nlohmann::json::parse(body, each, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return bad();
   return out;
 }
 
