@@ -259,9 +259,7 @@ int Check(const CheckOptions& options) {
                                  policy.deadband ? " deadband" : "");
       }
       if (policy.send == SendAs::kTelemetry || policy.send == SendAs::kBoth) {
-        const std::string_view base =
-            item.is_group() && !item.group_type.empty() ? item.group_type : item.type;
-        Entry entry = MakeItemEntry(item, openhab::ParseStateTolerant(base, item.state),
+        Entry entry = MakeItemEntry(item, openhab::ParseStateTolerant(item.base_type(), item.state),
                                     wall.NowMs(), EntryKind::kSnapshot, policy.priority);
         snapshot.push_back(std::move(entry));
       }

@@ -14,12 +14,6 @@ namespace {
 bool SendsTelemetry(SendAs send) { return send == SendAs::kTelemetry || send == SendAs::kBoth; }
 bool SendsTwin(SendAs send) { return send == SendAs::kTwin || send == SendAs::kBoth; }
 
-// The type a group's state is typed by: its base type (`Group:Switch:OR` → Switch).
-std::string_view BaseType(const openhab::Item& item) {
-  return item.is_group() && !item.group_type.empty() ? std::string_view(item.group_type)
-                                                     : std::string_view(item.type);
-}
-
 const std::map<std::string, openhab::Item>& NoItems() {
   static const std::map<std::string, openhab::Item> kNone;
   return kNone;
@@ -37,7 +31,7 @@ Result<Selection> MakeSelection(const Config& config) {
 
 Entry MakeItemEntry(const openhab::Item& item, const openhab::State& value, std::int64_t time_ms,
                     EntryKind kind, Priority priority) {
-  EncodedValue encoded = EncodeValue(BaseType(item), value);
+  EncodedValue encoded = EncodeValue(item.base_type(), value);
   Entry entry;
   entry.kind = kind;
   entry.priority = priority;
@@ -242,6 +236,11 @@ void Replicator::OnItemUpdated(const openhab::Item& item) {
 
 void Replicator::OnStateChanged(const openhab::Item& item, const openhab::StateChange& change) {
   last_event_ms_ = wall_.NowMs();
+  Replicate(item, change);
+  if (state_observer_) state_observer_(item);
+}
+
+void Replicator::Replicate(const openhab::Item& item, const openhab::StateChange& change) {
   const auto it = selected_.find(item.name);
   if (it == selected_.end()) return;
   const ItemPolicy& policy = it->second;
@@ -337,7 +336,7 @@ void Replicator::Snapshot() {
 }
 
 void Replicator::SnapshotItem(const openhab::Item& item, const ItemPolicy& policy) {
-  const openhab::State state = openhab::ParseStateTolerant(BaseType(item), item.state);
+  const openhab::State state = openhab::ParseStateTolerant(item.base_type(), item.state);
   Entry entry = MakeItemEntry(item, state, Now(item.last_state_change_ms), EntryKind::kSnapshot,
                               policy.priority);
   if (SendsTwin(policy.send)) twin_.SetItem(entry);

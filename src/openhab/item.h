@@ -52,6 +52,14 @@ struct Item {
   std::int64_t last_state_change_ms = 0;
 
   bool is_group() const { return type == "Group" || type.starts_with("Group:"); }
+  // The type its state and commands are typed by: a typed group's base type (`Group:Switch:OR`
+  // → Switch), else its own type (a plain `Group` stays `Group`).
+  std::string_view base_type() const {
+    if (is_group() && !group_type.empty()) return group_type;
+    std::string_view t = type;
+    if (t.starts_with("Group:")) t.remove_prefix(6);
+    return t;
+  }
 };
 
 // One item object. Errors (code "bad_item") say what was wrong and with which item.
