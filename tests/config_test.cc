@@ -50,6 +50,14 @@ TEST(ConfigTest, DefaultsNeedOnlyAConnectionString) {
   EXPECT_EQ(c.store.dir, "/var/lib/iothub-connector");
   EXPECT_EQ(c.store.max_bytes, 64LL << 20);
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9464");
+  EXPECT_TRUE(c.commands.allow.empty()) << "replicated items that are not read-only";
+  EXPECT_TRUE(c.commands.deny.empty());
+  EXPECT_DOUBLE_EQ(c.commands.item_rate, 1.0);
+  EXPECT_EQ(c.commands.item_burst, 5);
+  EXPECT_DOUBLE_EQ(c.commands.rate, 10.0);
+  EXPECT_EQ(c.commands.burst, 20);
+  EXPECT_EQ(c.commands.timeout_ms, 5'000);
+  EXPECT_EQ(c.commands.max_wait_ms, 60'000);
   EXPECT_TRUE(c.items.empty());
 }
 
@@ -85,6 +93,16 @@ max_bytes = "16MiB"
 
 [metrics]
 listen = ""
+
+[commands]
+allow = ["@gLights", "Heating_Setpoint"]
+deny = ["FrontDoor_Lock"]
+item_rate = 0.5
+item_burst = 3
+rate = 4
+burst = 8
+timeout = "3s"
+max_wait = 120
 
 [[item]]
 match = "*_Power"
@@ -122,6 +140,14 @@ send = "both"
   EXPECT_EQ(c.store.dir, "/tmp/outbox");
   EXPECT_EQ(c.store.max_bytes, 16LL << 20);
   EXPECT_EQ(c.metrics.listen, "");
+  EXPECT_EQ(c.commands.allow, (std::vector<std::string>{"@gLights", "Heating_Setpoint"}));
+  EXPECT_EQ(c.commands.deny, std::vector<std::string>{"FrontDoor_Lock"});
+  EXPECT_DOUBLE_EQ(c.commands.item_rate, 0.5);
+  EXPECT_EQ(c.commands.item_burst, 3);
+  EXPECT_DOUBLE_EQ(c.commands.rate, 4.0);
+  EXPECT_EQ(c.commands.burst, 8);
+  EXPECT_EQ(c.commands.timeout_ms, 3'000);
+  EXPECT_EQ(c.commands.max_wait_ms, 120'000) << "a plain number is seconds";
   ASSERT_EQ(c.items.size(), 2u);
   EXPECT_EQ(c.items[0].match, "*_Power");
   EXPECT_EQ(c.items[0].priority, Priority::kLow);
@@ -190,6 +216,15 @@ TEST(ConfigTest, EachKindOfBadValueGetsAClearError) {
       {"[[item]]\nmatch = \"x\"\nmin_interval = \"soon\"\n", "[[item]] min_interval: expected a"},
       {"[[item]]\nmatch = \"x\"\nheartbeat = \"5 parsecs\"\n", "[[item]] heartbeat: expected"},
       {"[item]\nmatch = \"x\"\n", "item: expected [[item]] tables"},
+      {"[commands]\nallow = [\"Front Door\"]\n", "[commands] allow: 'Front Door' is not an"},
+      {"[commands]\ndeny = \"FrontDoor_Lock\"\n", "[commands] deny: expected an array"},
+      {"[commands]\nitem_rate = 0\n", "[commands] item_rate: expected a number from 0.001"},
+      {"[commands]\nitem_burst = 0\n", "[commands] item_burst: expected an integer from 1"},
+      {"[commands]\nrate = \"fast\"\n", "[commands] rate: expected a number"},
+      {"[commands]\nburst = 100000\n", "[commands] burst: expected an integer from 1 to 10000"},
+      {"[commands]\ntimeout = \"10ms\"\n", "[commands] timeout: expected a duration of at"},
+      {"[commands]\nmax_wait = \"10m\"\n", "[commands] max_wait: at most 300s"},
+      {"[commands]\nallowed = []\n", "[commands] allowed: unknown key (did you mean 'allow'?)"},
   };
   for (const auto& [toml, expected] : cases) {
     // Sections other than [iothub] come after it; [iothub] keys go into it.

@@ -34,6 +34,8 @@ const std::map<std::string_view, Keys>& KnownKeys() {
       {"quota", {"tier", "units", "daily_messages", "reserve", "window_seconds"}},
       {"store", {"dir", "max_bytes"}},
       {"metrics", {"listen"}},
+      {"commands",
+       {"allow", "deny", "item_rate", "item_burst", "rate", "burst", "timeout", "max_wait"}},
       {"item", {"match", "priority", "deadband", "min_interval", "heartbeat", "send"}},
   };
   return kKeys;
@@ -211,6 +213,38 @@ class Checker {
     }
     out = *value;
   }
+  // An array of item patterns (the syntax of openhab.items).
+  void Patterns(const toml::table& table, std::string_view section, std::string_view key,
+                std::vector<std::string>& out) {
+    Strings(table, section, key, out);
+    for (const auto& pattern : out) {
+      if (!IsItemPattern(pattern)) {
+        Problem(table.get(key), Name(section, key),
+                fmt::format("'{}' is not an item pattern (a name or glob of letters, digits, "
+                            "'_', '*' and '?'; @Group; #Tag)",
+                            pattern));
+      }
+    }
+  }
+  // A duration: text as ParseDurationMs, or an integer number of seconds; at least `min_ms`.
+  void Duration(const toml::table& table, std::string_view section, std::string_view key,
+                std::int64_t& out_ms, std::int64_t min_ms = 0) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) return;
+    std::optional<std::int64_t> ms;
+    if (const auto* text = node->as_string()) ms = ParseDurationMs(text->get());
+    if (const auto* number = node->as_integer()) ms = number->get() * 1000;
+    if (!ms || *ms < min_ms) {
+      Problem(node, Name(section, key),
+              min_ms > 0 ? fmt::format("expected a duration of at least {} ms: \"500ms\", "
+                                       "\"10s\", \"5m\", \"1h\"",
+                                       min_ms)
+                         : std::string("expected a duration: \"500ms\", \"10s\", \"5m\", "
+                                       "\"1h\", \"1d\""));
+      return;
+    }
+    out_ms = *ms;
+  }
   // A string one of `choices` (case-insensitive); returns its index.
   std::optional<std::size_t> Choice(const toml::table& table, std::string_view section,
                                     std::string_view key, const Keys& choices) {
@@ -290,17 +324,8 @@ void ReadOpenHab(const toml::table& t, Config::OpenHab& out, Checker& check) {
     }
   }
   check.String(t, "openhab", "token", out.token);
-  for (auto [key, patterns] : {std::pair{"items", &out.items}, {"exclude", &out.exclude}}) {
-    check.Strings(t, "openhab", key, *patterns);
-    for (const auto& pattern : *patterns) {
-      if (!IsItemPattern(pattern)) {
-        check.Problem(t.get(key), fmt::format("[openhab] {}", key),
-                      fmt::format("'{}' is not an item pattern (a name or glob of letters, "
-                                  "digits, '_', '*' and '?'; @Group; #Tag)",
-                                  pattern));
-      }
-    }
-  }
+  check.Patterns(t, "openhab", "items", out.items);
+  check.Patterns(t, "openhab", "exclude", out.exclude);
 }
 
 void ReadIotHub(const toml::table& t, Config::IotHub& out, Checker& check) {
@@ -382,6 +407,22 @@ void ReadQuota(const toml::table& t, Config::Quota& out, Checker& check) {
   }
 }
 
+void ReadCommands(const toml::table& t, Config::Commands& out, Checker& check) {
+  check.Patterns(t, "commands", "allow", out.allow);
+  check.Patterns(t, "commands", "deny", out.deny);
+  check.Number(t, "commands", "item_rate", out.item_rate, 0.001, 1'000.0);
+  check.Integer(t, "commands", "item_burst", out.item_burst, 1, 1'000);
+  check.Number(t, "commands", "rate", out.rate, 0.001, 10'000.0);
+  check.Integer(t, "commands", "burst", out.burst, 1, 10'000);
+  check.Duration(t, "commands", "timeout", out.timeout_ms, 100);
+  check.Duration(t, "commands", "max_wait", out.max_wait_ms, 0);
+  // A method call waits at most 300 s for its answer on the service's side (reference §2).
+  if (out.max_wait_ms > 300'000) {
+    check.Problem(t.get("max_wait"), "[commands] max_wait",
+                  "at most 300s: IoT Hub gives up on a direct method after 300 s");
+  }
+}
+
 void ReadStore(const toml::table& t, Config::Store& out, Checker& check) {
   check.String(t, "store", "dir", out.dir);
   if (out.dir.empty()) check.Problem(t.get("dir"), "[store] dir", "must not be empty");
@@ -434,17 +475,10 @@ void ReadItemRules(const toml::table& root, std::vector<ItemRule>& out, Checker&
     }
     for (auto [key, field] :
          {std::pair{"min_interval", &rule.min_interval_ms}, {"heartbeat", &rule.heartbeat_ms}}) {
-      const toml::node* node = t.get(key);
-      if (node == nullptr) continue;
-      std::optional<std::int64_t> ms;
-      if (const auto* text = node->as_string()) ms = ParseDurationMs(text->get());
-      if (const auto* number = node->as_integer()) ms = number->get() * 1000;
-      if (!ms || *ms < 0) {
-        check.Problem(node, fmt::format("[[item]] {}", key),
-                      "expected a duration: \"500ms\", \"10s\", \"5m\", \"1h\", \"1d\"");
-        continue;
-      }
-      *field = *ms;
+      if (!t.contains(key)) continue;
+      std::int64_t ms = -1;
+      check.Duration(t, "[item]", key, ms);
+      if (ms >= 0) *field = ms;
     }
     out.push_back(std::move(rule));
   }
@@ -517,6 +551,7 @@ Result<Config> Parse(std::string_view text, const std::string& file,
   ReadIotHub(Section(root, "iothub"), config.iothub, check);
   ReadQuota(Section(root, "quota"), config.quota, check);
   ReadStore(Section(root, "store"), config.store, check);
+  ReadCommands(Section(root, "commands"), config.commands, check);
   check.String(Section(root, "metrics"), "metrics", "listen", config.metrics.listen);
   // Port 0 lets the system pick one (the ready line says which): for tests and second copies.
   if (!config.metrics.listen.empty() && !IsHostPort(config.metrics.listen) &&

@@ -82,6 +82,17 @@ struct Config {
   struct Metrics {
     std::string listen = "127.0.0.1:9464";  // empty: off
   } metrics;
+  // Commands from the cloud (publish-command mode; docs/configuration.md, "Commands").
+  struct Commands {
+    std::vector<std::string> allow;     // item patterns; empty: replicated items not read-only
+    std::vector<std::string> deny;      // item patterns; deny wins over everything
+    double item_rate = 1.0;             // commands a second to one item, sustained
+    int item_burst = 5;                 // ... and at once
+    double rate = 10.0;                 // commands a second in all, sustained
+    int burst = 20;                     // ... and at once
+    std::int64_t timeout_ms = 5'000;    // openHAB's answer to a command (then 504)
+    std::int64_t max_wait_ms = 60'000;  // the most a method's "wait" may ask for
+  } commands;
   std::vector<ItemRule> items;  // [[item]], in file order (later ones win)
 
   // The budget this connector may spend in a day: daily_messages, or the tier's quota.
