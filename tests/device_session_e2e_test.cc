@@ -156,7 +156,7 @@ TEST_F(DeviceSessionE2E, ModelIdReachesTheHub) {
   auto& s = AddDevice("pnp", [](auto& c) { c.model_id = "dtmi:com:example:Thermostat;1"; });
   ASSERT_TRUE(WaitConnected(s));
   EXPECT_EQ(Service("GET", "/twins/pnp")["modelId"], "dtmi:com:example:Thermostat;1");
-  ASSERT_TRUE(rig_->Send(s, {"x", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(rig_->Send(s, {"x", {}, "", "", "", "", "", ""}).ok());
   ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }));
   auto stored = Service("GET", "/emulator/messages?deviceId=pnp");
   EXPECT_EQ(stored["messages"][0]["systemProperties"]["dt-dataschema"],
@@ -168,7 +168,7 @@ TEST_F(DeviceSessionE2E, AHostNameIsResolvedOffTheLoopAndTheTlsNameStaysTheHubs)
   // checked against the hub's name.
   auto& s = AddDevice("named", [](auto& c) { c.connect_host = "localhost"; });
   ASSERT_TRUE(WaitConnected(s));
-  ASSERT_TRUE(rig_->Send(s, {"by name", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(rig_->Send(s, {"by name", {}, "", "", "", "", "", ""}).ok());
   ASSERT_TRUE(rig_->Run([&] { return rig_->Pending(s) == 0; }));
   EXPECT_EQ(Service("GET", "/emulator/messages?deviceId=named")["messages"][0]["body"], "by name");
 }
@@ -462,8 +462,8 @@ TEST_F(QuotaE2E, ExhaustedQuotaWaitsForMidnightAndLosesNothing) {
   // 8,000 half-KB chunks a day: 2,000 messages of 2 KB use it all.
   std::vector<std::string> ids;
   for (int i = 0; i < 2010; ++i) {
-    auto id =
-        rig_->Send(s, {std::string(2048, 'x'), {{"seq", std::to_string(i)}}, "", "", "", "", ""});
+    auto id = rig_->Send(
+        s, {std::string(2048, 'x'), {{"seq", std::to_string(i)}}, "", "", "", "", "", ""});
     ASSERT_TRUE(id.ok());
     ids.push_back(*id);
   }

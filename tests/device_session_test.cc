@@ -178,14 +178,14 @@ TEST_F(DeviceSessionTest, TelemetryEncodesSystemAndApplicationProperties) {
 TEST_F(DeviceSessionTest, CheckTelemetryRefusesWhatTheHubWouldReject) {
   config_.max_in_flight = 1;
   auto& s = Make();
-  EXPECT_EQ(Send({std::string(256 * 1024 + 1, 'x'), {}, "", "", "", "", ""}).error().code,
+  EXPECT_EQ(Send({std::string(256 * 1024 + 1, 'x'), {}, "", "", "", "", "", ""}).error().code,
             "too_large");
-  EXPECT_EQ(Send({"x", {{"$.mid", "forged"}}, "", "", "", "", ""}).error().code, "bad_message");
-  EXPECT_EQ(azure::CheckTelemetry("dev1", {"x", {}, "", "", "", "", ""}).error().code,
+  EXPECT_EQ(Send({"x", {{"$.mid", "forged"}}, "", "", "", "", "", ""}).error().code, "bad_message");
+  EXPECT_EQ(azure::CheckTelemetry("dev1", {"x", {}, "", "", "", "", "", ""}).error().code,
             "bad_message")
       << "a message needs an id";
-  ASSERT_TRUE(Send({"1", {}, "", "", "", "", ""}).ok());
-  ASSERT_TRUE(Send({"2", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"1", {}, "", "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"2", {}, "", "", "", "", "", ""}).ok());
   EXPECT_EQ(s.window(), 0u) << "nothing is taken before the session is connected";
   EXPECT_EQ(Pending(), 2u);
 }
@@ -208,7 +208,7 @@ TEST_F(DeviceSessionTest, TelemetryIsPulledOnlyWhenTheWindowHasRoom) {
   auto& s = Make();
   ListSource source;
   for (int i = 0; i < 5; ++i)
-    source.messages.push_back({std::to_string(i), {}, "m" + std::to_string(i), "", "", "", ""});
+    source.messages.push_back({std::to_string(i), {}, "m" + std::to_string(i), "", "", "", "", ""});
   s.SetTelemetrySource(&source);
   EXPECT_EQ(source.asks, 0) << "not connected: nothing asked";
   s.Start();
@@ -230,8 +230,8 @@ TEST_F(DeviceSessionTest, TelemetryIsPulledOnlyWhenTheWindowHasRoom) {
 TEST_F(DeviceSessionTest, AMessageTheSourceShouldNotHaveGivenIsRefusedAndSkipped) {
   auto& s = Connected();
   ListSource source;
-  source.messages.push_back({"bad", {{"$.mid", "forged"}}, "m-bad", "", "", "", ""});
-  source.messages.push_back({"good", {}, "m-good", "", "", "", ""});
+  source.messages.push_back({"bad", {{"$.mid", "forged"}}, "m-bad", "", "", "", "", ""});
+  source.messages.push_back({"good", {}, "m-good", "", "", "", "", ""});
   s.SetTelemetrySource(&source);
   ASSERT_EQ(listener_.refused.size(), 1u);
   EXPECT_EQ(listener_.refused[0].first, "m-bad");
@@ -244,7 +244,8 @@ TEST_F(DeviceSessionTest, AMessageTheSourceShouldNotHaveGivenIsRefusedAndSkipped
 TEST_F(DeviceSessionTest, InFlightWindowIsBoundedAndRefilledByPubacks) {
   config_.max_in_flight = 4;
   auto& s = Connected();
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Send({std::to_string(i), {}, "", "", "", "", ""}).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(Send({std::to_string(i), {}, "", "", "", "", "", ""}).ok());
   auto sent = Telemetry(conn());
   ASSERT_EQ(sent.size(), 4u);
   EXPECT_EQ(s.in_flight(), 4u);
@@ -257,7 +258,8 @@ TEST_F(DeviceSessionTest, InFlightWindowIsBoundedAndRefilledByPubacks) {
 TEST_F(DeviceSessionTest, UnacknowledgedMessagesAreResentInOrderWithTheSameIdAfterALoss) {
   config_.max_in_flight = 3;
   auto& s = Connected();
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Send({std::to_string(i), {}, "", "", "", "", ""}).ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(Send({std::to_string(i), {}, "", "", "", "", "", ""}).ok());
   auto first = Telemetry(conn());
   conn().handler.OnPuback(first[0].packet_id);
   Lose();
@@ -351,7 +353,7 @@ TEST_F(DeviceSessionTest, ExpiredFixedTokenIsAClearRefusal) {
 TEST_F(DeviceSessionTest, QuotaExhaustionIsRecognisedAndWaitsForMidnightUtc) {
   config_.quota_strikes = 3;
   auto& s = Connected();
-  ASSERT_TRUE(Send({"x", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"x", {}, "", "", "", "", "", ""}).ok());
   for (int strike = 0; strike < 3; ++strike) {
     ASSERT_EQ(s.state(), SessionState::kConnected);
     Lose("closed by the hub");  // the billable twin GET and telemetry got no answer
@@ -394,11 +396,11 @@ TEST_F(DeviceSessionTest, RenewalDrainsInFlightWorkThenReconnectsWithANewToken) 
   auto& s = Connected();
   conn().handler.OnMessage("$iothub/twin/res/200/?$rid=" + Rid(*LastTwinGet(conn())),
                            R"({"desired":{"$version":1},"reported":{"$version":1}})");
-  ASSERT_TRUE(Send({"a", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"a", {}, "", "", "", "", "", ""}).ok());
   const std::string first_password = conn().options.password;
   wall_.Advance(2'880'000);  // 80% of an hour
   loop_.Advance(1'000);
-  ASSERT_TRUE(Send({"b", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"b", {}, "", "", "", "", "", ""}).ok());
   EXPECT_EQ(Telemetry(conn()).size(), 1u) << "nothing new is sent while draining";
   const std::size_t before = mqtt_.count();
   conn().handler.OnPuback(Telemetry(conn())[0].packet_id);
@@ -415,7 +417,7 @@ TEST_F(DeviceSessionTest, RenewalDrainsInFlightWorkThenReconnectsWithANewToken) 
 
 TEST_F(DeviceSessionTest, RenewalResendsWhatTheDrainDidNotGetAcknowledgedWithTheSameId) {
   auto& s = Connected();
-  ASSERT_TRUE(Send({"a", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"a", {}, "", "", "", "", "", ""}).ok());
   const std::string topic = Telemetry(conn()).at(0).topic;
   const std::size_t before = mqtt_.count();
   wall_.Advance(2'880'000);
@@ -579,7 +581,7 @@ TEST_F(DeviceSessionTest, MethodRequestsAreParsedAndAnswered) {
 TEST_F(DeviceSessionTest, PubackTimeoutEndsADeadConnection) {
   config_.puback_timeout_ms = 10'000;
   auto& s = Connected();
-  ASSERT_TRUE(Send({"x", {}, "", "", "", "", ""}).ok());
+  ASSERT_TRUE(Send({"x", {}, "", "", "", "", "", ""}).ok());
   loop_.Advance(10'500);
   EXPECT_EQ(s.state(), SessionState::kBackingOff);
   EXPECT_NE(listener_.states.back().second.find("no PUBACK"), std::string::npos);

@@ -56,6 +56,9 @@ Result<std::string> TelemetryTopic(std::string_view prefix, const TelemetryMessa
   }
   PropertyBag bag;
   bag.push_back({std::string(kMessageId), message.message_id});
+  if (!message.correlation_id.empty()) {
+    bag.push_back({std::string(kCorrelationId), message.correlation_id});
+  }
   if (!message.content_type.empty()) {
     bag.push_back({std::string(kContentType), message.content_type});
   }
@@ -365,8 +368,8 @@ void DeviceSession::OnConnack(int code) {
   std::vector<std::string> topics;
   if (config_.receive_cloud) topics.push_back(c2d_prefix_ + "/#");
   if (config_.twin) topics.emplace_back("$iothub/twin/res/#");
-  if (config_.receive_cloud) {
-    if (config_.twin) topics.push_back(std::string(kDesiredPrefix) + "#");
+  if (config_.receive_cloud && config_.twin) topics.push_back(std::string(kDesiredPrefix) + "#");
+  if (config_.receive_cloud || config_.receive_methods) {
     topics.push_back(std::string(kMethodPrefix) + "#");
   }
   if (!topics.empty()) (void)connection_->Subscribe(topics, 1);

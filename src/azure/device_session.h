@@ -80,6 +80,9 @@ struct DeviceSessionConfig {
   // Without `twin` (basic tiers: a twin request gets the device disconnected) GetTwin and
   // UpdateReported fail at once with "twin_unavailable".
   bool receive_cloud = true;
+  // Direct methods alone, without receive_cloud: a device that answers every call (if only
+  // to say it takes no commands) but consumes no cloud-to-device message and reads no twin.
+  bool receive_methods = false;
   bool twin = true;
 };
 
@@ -106,6 +109,7 @@ struct TelemetryMessage {
   std::string content_encoding;  // e.g. "utf-8"
   std::string component;         // IoT Plug and Play component ($.sub)
   std::string creation_time;     // iothub-creation-time-utc (ISO 8601), optional
+  std::string correlation_id;    // $.cid, e.g. the id of the cloud-to-device message answered
 };
 
 // Whether device `device_id` can send `message` as it is, so that a producer refuses it
