@@ -139,6 +139,13 @@ StatusSnapshot Filled() {
   s.twin.reported_bytes = 31'000;
   s.twin.last_patch_ms = kNow - 5000;
 
+  s.commands.mode = "publish-command";
+  s.commands.pending = 1;
+  s.commands.audit_errors = 2;
+  s.commands.counts = {{"method", 200, 14}, {"method", 429, 3}, {"c2d", 403, 1}};
+  s.commands.recent = {{kNow - 60'000, "method", "Living_Light", "ON", 200, "accepted", 12},
+                       {kNow - 2'000, "c2d", "FrontDoor_Lock", "OFF", 403, "denied", 1}};
+
   s.things.known = 12;
   s.things.by_status = {{"ONLINE", 11}, {"OFFLINE", 1}};
 
@@ -324,6 +331,13 @@ TEST(StatusPrometheus, FilledSnapshotFollowsTheFormat) {
   EXPECT_EQ(info[0].labels.at("mode"), "publish");
   EXPECT_EQ(Value(families, "iothub_connector_errors_total", {{"kind", "weird \"kind\"\\"}}), 1);
   EXPECT_EQ(Value(families, "iothub_connector_errors_total", {{"kind", "openhab_stream"}}), 3);
+  EXPECT_EQ(
+      Value(families, "iothub_connector_commands_total", {{"path", "method"}, {"status", "429"}}),
+      3);
+  EXPECT_EQ(
+      Value(families, "iothub_connector_commands_total", {{"path", "c2d"}, {"status", "403"}}), 1);
+  EXPECT_EQ(Value(families, "iothub_connector_commands_enabled"), 1);
+  EXPECT_EQ(Value(families, "iothub_connector_commands_audit_errors_total"), 2);
 
   // Figures, with units in seconds and bytes.
   EXPECT_EQ(Value(families, "iothub_connector_budget_used_messages"), 3100);
@@ -498,6 +512,10 @@ TEST(StatusForPeople, ShowsTheKeyFiguresWithin80Columns) {
                              "3,300 allowed now (burst 50): 200 under the pace line",
                              "bounded at 1m 48s",
                              "3,000 messages sent, 2,998 delivered, 2 resent",
+                             "on: 18 received, 1 pending",
+                             "14 × 200, 3 × 429",
+                             "2 lines lost to disk errors",
+                             "c2d FrontDoor_Lock OFF → 403 (1 ms)",
                              "2,900 changes, 90 snapshot, 10 things",
                              "12 pending entries in 2 sealed messages, oldest 4.2 s",
                              "123,000 accepted, 1,200 merged",

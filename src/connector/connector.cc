@@ -103,6 +103,7 @@ Status Connector::Start() {
   mirror_ = std::make_unique<openhab::ItemMirror>(loop_, *streamer_, *rest_, random_,
                                                   openhab::MirrorConfig{}, *replicator_);
   replicator_->SetMirror(mirror_.get());
+  if (auto commands = StartCommands(); !commands) return commands;
 
   if (!config_.metrics.listen.empty()) {
     StatusServerOptions server;
@@ -128,8 +129,8 @@ Status Connector::Start() {
             config_.DailyBudget(), config_.quota.window_seconds);
   if (config_.iothub.mode == Mode::kPublishCommand) {
     log_.Warn("connector",
-              "publish-command mode: cloud commands are not implemented in this version yet; "
-              "running as publish (nothing from the cloud reaches openHAB)");
+              "publish-command mode: direct methods and cloud-to-device messages reach "
+              "openHAB; desired properties are not handled in this version yet");
   }
   if (!plan_.advice.empty()) log_.Warn("hub", "{}", plan_.advice);
   for (const auto& warning : options_.warnings) log_.Warn("config", "{}", warning);
@@ -138,6 +139,63 @@ Status Connector::Start() {
   mirror_->Start();
   ConnectHub();
   return Ok{};
+}
+
+Status Connector::StartCommands() {
+  auto audit = AuditLog::Open(config_.store.dir, AuditLogOptions{});
+  if (!audit) return audit.error();
+  audit_ = std::move(audit).value();
+  auto gate = CommandGate::Create(CommandGateOptions{.allow = config_.commands.allow,
+                                                     .deny = config_.commands.deny,
+                                                     .item_rate = config_.commands.item_rate,
+                                                     .item_burst = config_.commands.item_burst,
+                                                     .total_rate = config_.commands.rate,
+                                                     .total_burst = config_.commands.burst});
+  if (!gate) return gate.error();
+  openhab::RestClient* rest = rest_.get();
+  if (config_.iothub.mode == Mode::kPublishCommand) {
+    auto http = openhab::ParseServerUrl(config_.openhab.url);
+    if (!http) return http.error();
+    // The router answers 504 at the command timeout; the request itself may take longer, so
+    // that openHAB's late answer is still logged (and a slow openHAB is not hammered).
+    http->read_timeout_ms = config_.commands.timeout_ms + 10'000;
+    command_http_ = HttplibClient::Create(loop_, *http);
+    command_rest_ = std::make_unique<openhab::RestClient>(
+        loop_, *command_http_, openhab::RestClientConfig{.token = config_.openhab.token});
+    rest = command_rest_.get();
+  }
+  CommandHome home;
+  home.items = [this]() -> const ItemMap& { return mirror_->items(); };
+  home.replicated = [this](const std::string& name) {
+    return replicator_->selected().count(name) != 0;
+  };
+  home.respond = [this](std::string_view rid, int status, std::string_view payload) {
+    if (!session_) return;
+    if (auto sent = session_->RespondMethod(rid, status, payload); !sent) {
+      log_.Warn("command", "cannot answer a direct method: {}", sent.error().message);
+    }
+  };
+  home.report = [this](azure::TelemetryMessage message) {
+    return dispatcher_->SendDirect(std::move(message));
+  };
+  router_ = std::make_unique<CommandRouter>(
+      loop_, wall_, *rest, std::move(gate).value(), *audit_, budget_, log_, std::move(home),
+      CommandRouterOptions{.mode = config_.iothub.mode,
+                           .timeout_ms = config_.commands.timeout_ms,
+                           .max_wait_ms = config_.commands.max_wait_ms,
+                           .static_properties = config_.iothub.properties});
+  replicator_->SetStateObserver([this](const openhab::Item& item) {
+    if (router_) router_->OnItemState(item);
+  });
+  return Ok{};
+}
+
+void Connector::OnMethod(const azure::MethodRequest& request) {
+  if (router_) router_->OnMethod(request);
+}
+
+void Connector::OnCloudMessage(const azure::CloudMessage& message) {
+  if (router_) router_->OnCloudMessage(message);
 }
 
 void Connector::ConnectHub() {
@@ -466,6 +524,19 @@ StatusSnapshot Connector::Snapshot() {
     s.twin.items_left_out = static_cast<std::int64_t>(twin_->left_out().size());
     s.twin.reported_bytes = t.reported_bytes;
     s.twin.last_patch_ms = t.last_patch_ms;
+  }
+
+  s.commands.mode = std::string(ToString(config_.iothub.mode));
+  if (router_) s.commands.pending = router_->pending();
+  if (audit_) {
+    s.commands.audit_errors = audit_->errors();
+    for (const auto& [key, count] : audit_->counts()) {
+      s.commands.counts.push_back({key.first, key.second, count});
+    }
+    for (const AuditRecord& r : audit_->recent()) {
+      s.commands.recent.push_back(
+          {r.time_ms, r.path, r.item, r.command, r.status, r.message, r.latency_ms});
+    }
   }
 
   if (replicator_) {

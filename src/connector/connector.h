@@ -24,7 +24,9 @@
 #include "common/http_stream.h"
 #include "common/liveness.h"
 #include "common/random.h"
+#include "connector/audit_log.h"
 #include "connector/budget.h"
+#include "connector/command_router.h"
 #include "connector/config.h"
 #include "connector/dispatcher.h"
 #include "connector/item_stats.h"
@@ -90,7 +92,10 @@ class Connector final : private azure::SessionListener {
   void OnDelivered(std::string_view message_id) override;
   void OnTelemetryRefused(std::string_view message_id, const Error& why) override;
   void OnProblem(const Error& problem) override;
+  void OnMethod(const azure::MethodRequest& request) override;
+  void OnCloudMessage(const azure::CloudMessage& message) override;
 
+  Status StartCommands();
   void ConnectHub();
   void Provision();
   void StartSession(const std::string& key);
@@ -121,6 +126,12 @@ class Connector final : private azure::SessionListener {
   std::unique_ptr<openhab::RestClient> rest_;
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<openhab::ItemMirror> mirror_;
+  // Commands from the cloud: their own HTTP client, so that a command never queues behind a
+  // slow item-list read, and with the command timeout as its read timeout.
+  std::unique_ptr<HttpClient> command_http_;
+  std::unique_ptr<openhab::RestClient> command_rest_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<CommandRouter> router_;
   std::unique_ptr<HttpClient> hub_http_;
   std::unique_ptr<Provisioner> provisioner_;
   Backoff provision_backoff_;

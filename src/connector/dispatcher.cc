@@ -123,6 +123,12 @@ std::optional<azure::TelemetryMessage> Dispatcher::NextTelemetry() {
     }
     return message;
   }
+  if (!direct_.empty() && !hub_exhausted_) {
+    azure::TelemetryMessage message = std::move(direct_.front());
+    direct_.pop_front();
+    direct_in_flight_.insert(message.message_id);
+    return message;
+  }
   if (hub_exhausted_) {
     // Probing the exhausted hub: what the session already holds is resent first and is the
     // probe. Only with nothing in flight does one new message go, so that what was merged
@@ -273,7 +279,26 @@ void Dispatcher::WaitForBudget(std::int64_t chunks) {
   });
 }
 
+bool Dispatcher::SendDirect(azure::TelemetryMessage message) {
+  const std::int64_t now = wall_.NowMs();
+  const std::int64_t chunks = budget_.ChunksFor(MeteredBytes(message));
+  if (!budget_.CanSpend(chunks, Pool::kReserve, now)) {
+    ++counters_.direct_dropped;
+    return false;
+  }
+  budget_.Spend(chunks, Pool::kReserve, now);
+  counters_.billed_chunks += chunks;
+  direct_.push_back(std::move(message));
+  if (session_ != nullptr) session_->TelemetryReady();
+  return true;
+}
+
 void Dispatcher::Delivered(std::string_view message_id) {
+  if (const auto direct = direct_in_flight_.find(message_id); direct != direct_in_flight_.end()) {
+    direct_in_flight_.erase(direct);
+    ++counters_.direct_sent;
+    return;
+  }
   ChargeResends();
   const std::int64_t now = wall_.NowMs();
   if (hub_exhausted_) {
@@ -304,6 +329,13 @@ void Dispatcher::Delivered(std::string_view message_id) {
 }
 
 void Dispatcher::Refused(std::string_view message_id, const Error& why) {
+  if (const auto direct = direct_in_flight_.find(message_id); direct != direct_in_flight_.end()) {
+    direct_in_flight_.erase(direct);
+    ++counters_.direct_dropped;
+    log_.Error("telemetry", "the hub session cannot send message {}: {}; it is dropped", message_id,
+               why.message);
+    return;
+  }
   ++counters_.messages_refused;
   log_.Error("telemetry", "the hub session cannot send message {}: {}; it is dropped", message_id,
              why.message);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,8 @@ struct DispatcherCounters {
   std::int64_t messages_resent_after_restart = 0;
   std::int64_t messages_delivered = 0;
   std::int64_t messages_refused = 0;  // the session could not send them (dropped)
+  std::int64_t direct_sent = 0;       // messages of their own (command outcomes) delivered
+  std::int64_t direct_dropped = 0;    // ... dropped: refused, or the reserve could not pay
   std::int64_t entries_sent = 0;
   std::int64_t bytes = 0;
   std::int64_t billed_chunks = 0;
@@ -84,6 +87,11 @@ class Dispatcher final : public azure::TelemetrySource {
 
   // New entries are durable (the outbox's committed callback): pull.
   void Wake();
+  // A message of its own (a command's outcome, with its correlation id), sent ahead of the
+  // outbox's and paid from the budget's reserve. Not durable: a crash before it is
+  // acknowledged loses it (the audit log keeps the outcome). Dropped when the reserve cannot
+  // pay for it; false then.
+  bool SendDirect(azure::TelemetryMessage message);
   // The number of replicated items, for the staleness bound.
   void set_item_count(std::int64_t n) { item_count_ = n; }
   double StalenessBoundSeconds() const;
@@ -123,6 +131,8 @@ class Dispatcher final : public azure::TelemetrySource {
   std::vector<SealedMessage> resend_;  // sealed before this start, in seal order
   std::size_t resend_next_ = 0;
   std::map<std::string, InFlight, std::less<>> in_flight_;
+  std::deque<azure::TelemetryMessage> direct_;           // waiting for the session
+  std::set<std::string, std::less<>> direct_in_flight_;  // handed out, not acknowledged
   std::size_t partial_in_flight_ = 0;
   std::int64_t sequence_ = 0;
   double slots_ = 0;            // send slots left (a token bucket of one second)

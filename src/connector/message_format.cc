@@ -206,7 +206,7 @@ std::int64_t MeteredBytes(const azure::TelemetryMessage& message) {
   const auto size = [](const std::string& s) { return static_cast<std::int64_t>(s.size()); };
   return azure::MeteredBytes(message.body, message.properties) + size(message.message_id) +
          size(message.content_type) + size(message.content_encoding) + size(message.component) +
-         size(message.creation_time);
+         size(message.creation_time) + size(message.correlation_id);
 }
 
 PackOptions PackOptionsFor(const Config& config) {

@@ -87,6 +87,10 @@ azure::DeviceSessionConfig SessionConfig(const HubPlan& plan, const Config& conf
   const bool basic = azure::IsBasicTier(config.quota.tier);
   session.twin = !basic;
   session.receive_cloud = !basic && config.iothub.mode == Mode::kPublishCommand;
+  // Publish mode answers methods 405 (saying why) but takes no cloud-to-device message: one
+  // completed here would tell its sender it was delivered. Left alone, it expires at the hub,
+  // and its sender's feedback says so.
+  session.receive_methods = !basic;
   return session;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +65,11 @@ class Replicator final : public openhab::MirrorListener {
   Replicator& operator=(const Replicator&) = delete;
 
   void SetMirror(const openhab::ItemMirror* mirror) { mirror_ = mirror; }
+  // Told of every state change of any item, replicated or not (the command router waits on
+  // them); called after the change is handled.
+  void SetStateObserver(std::function<void(const openhab::Item&)> observer) {
+    state_observer_ = std::move(observer);
+  }
   // Replaces the selection and per-item settings (SIGHUP); newly selected items get a
   // snapshot of their state, deselected ones leave the twin.
   void Reload(Selection selection);
@@ -108,6 +114,7 @@ class Replicator final : public openhab::MirrorListener {
   void Deselect(const std::string& name);
   // `time_ms` when openHAB gave it, else now.
   std::int64_t Now(std::int64_t time_ms) const { return time_ms != 0 ? time_ms : wall_.NowMs(); }
+  void Replicate(const openhab::Item& item, const openhab::StateChange& change);
   void Accept(Entry entry);
   void Snapshot();
   void SnapshotItem(const openhab::Item& item, const ItemPolicy& policy);
@@ -146,6 +153,7 @@ class Replicator final : public openhab::MirrorListener {
   std::string stream_detail_ = "starting";
   std::int64_t stream_since_ms_ = 0;
   std::int64_t last_event_ms_ = 0;
+  std::function<void(const openhab::Item&)> state_observer_;
   EventLoop::TimerId filter_timer_ = 0;
   std::int64_t filter_timer_at_ = 0;
   ReplicatorCounters counters_;

@@ -44,6 +44,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Outbox, pending_
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Twin, enabled, disabled_reason,
                                                 patches_sent, patches_failed, items_left_out,
                                                 reported_bytes, last_patch_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Commands::Count, path, status,
+                                                count)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Commands::Recent, time_ms, path,
+                                                item, command, status, message, latency_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Commands, mode, pending,
+                                                audit_errors, counts, recent)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Things, known, by_status)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StatusSnapshot::Item, name, type, priority, send,
                                                 last_change_ms, last_delivered_ms, staleness_ms,
@@ -436,6 +442,36 @@ void RenderTwin(const StatusSnapshot& s, PeopleText& text) {
   }
 }
 
+void RenderCommands(const StatusSnapshot& s, PeopleText& text) {
+  const auto& k = s.commands;
+  if (k.mode != "publish-command") {
+    text.Title("Commands", "off (publish mode: methods are answered 405)");
+    if (k.counts.empty()) return;
+  } else {
+    std::int64_t total = 0;
+    for (const auto& c : k.counts) total += c.count;
+    text.Title("Commands",
+               fmt::format("on: {} received, {} pending", Count(total), Count(k.pending)));
+  }
+  std::map<std::string, std::string> by_path;
+  for (const auto& c : k.counts) {
+    std::string& line = by_path[c.path];
+    line += fmt::format("{}{} × {}", line.empty() ? "" : ", ", Count(c.count), c.status);
+  }
+  for (const auto& [path, line] : by_path) text.Line(path, line);
+  if (k.audit_errors > 0) {
+    text.Line("audit", fmt::format("{} lines lost to disk errors", Count(k.audit_errors)), kRed);
+  }
+  // The last three, newest first.
+  for (std::size_t i = 0; i < k.recent.size() && i < 3; ++i) {
+    const auto& r = k.recent[k.recent.size() - 1 - i];
+    text.Line(i == 0 ? "last" : "",
+              fmt::format("{} {} {} → {} ({} ms), {}", r.path, r.item, r.command.substr(0, 24),
+                          r.status, r.latency_ms, Ago(s.connector.now_ms, r.time_ms)),
+              r.status >= 400 ? kYellow : std::string_view());
+  }
+}
+
 void RenderThings(const StatusSnapshot& s, PeopleText& text) {
   const auto& t = s.things;
   if (t.known == 0 && t.by_status.empty()) return;
@@ -657,6 +693,19 @@ std::string RenderPrometheus(const StatusSnapshot& s, std::size_t max_item_serie
           w.items_left_out);
   e.Gauge(n("twin_reported_bytes"), "Size of the reported properties last sent.", w.reported_bytes);
 
+  const auto& k = s.commands;
+  e.Gauge(n("commands_enabled"), "1 in publish-command mode (commands reach openHAB).",
+          Bool(k.mode == "publish-command"));
+  e.Gauge(n("commands_pending"), "Commands sent to openHAB and not answered yet.", k.pending);
+  e.Counter(n("commands_audit_errors_total"), "Audit lines the disk did not take.", k.audit_errors);
+  if (!k.counts.empty()) {
+    e.Family(n("commands_total"), "counter",
+             "Commands from the cloud by path (method, c2d, desired) and answer status.");
+    for (const auto& c : k.counts) {
+      e.Sample({{"path", c.path}, {"status", std::to_string(c.status)}}, c.count);
+    }
+  }
+
   e.Gauge(n("things_known"), "Things openHAB has (with an admin token).", s.things.known);
   if (!s.things.by_status.empty()) {
     e.Family(n("things_by_status"), "gauge", "Things by their status (ONLINE, OFFLINE, ...).");
@@ -721,6 +770,7 @@ Json ToJson(const StatusSnapshot& s, std::size_t max_items) {
               {"telemetry", s.telemetry},
               {"outbox", s.outbox},
               {"twin", s.twin},
+              {"commands", s.commands},
               {"things", s.things},
               {"items", std::move(rows)},
               {"items_summary",
@@ -751,6 +801,7 @@ Result<StatusSnapshot> FromJson(const Json& j) {
     s.telemetry = j.value("telemetry", s.telemetry);
     s.outbox = j.value("outbox", s.outbox);
     s.twin = j.value("twin", s.twin);
+    s.commands = j.value("commands", s.commands);
     s.things = j.value("things", s.things);
     s.items = j.value("items", s.items);
     s.errors = j.value("errors", s.errors);
@@ -781,6 +832,7 @@ std::string RenderForPeople(const Json& status, const PeopleOptions& options) {
   RenderTelemetry(s, text);
   RenderOutbox(s, text);
   RenderTwin(s, text);
+  RenderCommands(s, text);
   RenderThings(s, text);
   RenderItems(s, sum, options.top_items, text);
   RenderErrors(s, text);

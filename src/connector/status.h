@@ -142,6 +142,33 @@ struct StatusSnapshot {
     friend bool operator==(const Twin&, const Twin&) = default;
   } twin;
 
+  // Commands from the cloud (docs/commands.md).
+  struct Commands {
+    std::string mode;               // "publish" (methods answered 405) | "publish-command"
+    std::int64_t pending = 0;       // sent to openHAB, not answered yet
+    std::int64_t audit_errors = 0;  // audit lines the disk did not take
+    struct Count {
+      std::string path;  // "method" | "c2d" | "desired"
+      int status = 0;
+      std::int64_t count = 0;
+      friend bool operator==(const Count&, const Count&) = default;
+    };
+    std::vector<Count> counts;
+    struct Recent {
+      std::int64_t time_ms = 0;
+      std::string path;
+      std::string item;
+      std::string command;
+      int status = 0;
+      std::string message;
+      std::int64_t latency_ms = 0;
+      friend bool operator==(const Recent&, const Recent&) = default;
+    };
+    std::vector<Recent> recent;  // the last few, oldest first
+
+    friend bool operator==(const Commands&, const Commands&) = default;
+  } commands;
+
   struct Things {
     std::int64_t known = 0;
     std::map<std::string, std::int64_t> by_status;  // "ONLINE" -> 11, "OFFLINE" -> 1
