@@ -57,7 +57,7 @@ CommandRouter::CommandRouter(EventLoop& loop, const Clock& wall, openhab::RestCl
       budget_(budget),
       log_(log),
       home_(std::move(home)),
-      options_(options) {}
+      options_(std::move(options)) {}
 
 CommandRouter::~CommandRouter() {
   for (auto& [id, p] : pending_) {
@@ -150,7 +150,7 @@ void CommandRouter::Send(Pending p, const std::string& command) {
   p.command = command;
   p.state_at_command = item.state;
   const std::string type(item.base_type());
-  if (auto target = openhab::ParseState(type, command)) p.target = std::move(*target);
+  if (auto target = openhab::ParseState(type, command)) p.target = std::move(target).value();
   const std::uint64_t id = next_id_++;
   p.timer = loop_.RunAfter(options_.timeout_ms, liveness_.Guard([this, id] { TimedOut(id); }));
   const std::string name = p.item;
@@ -283,13 +283,14 @@ void CommandRouter::TimedOut(std::uint64_t id) {
   const ItemMap& items = home_.items();
   const auto item = items.find(p.item);
   const std::string now = item != items.end() ? item->second.state : std::string("unknown");
+  const double waited_s = static_cast<double>(p.wait_ms) / 1000.0;
   Finish(id, 202,
          p.target ? fmt::format("openHAB accepted the command; the state did not become {} "
                                 "within {} s (it is {})",
-                                p.command, p.wait_ms / 1000.0, now)
+                                p.command, waited_s, now)
                   : fmt::format("openHAB accepted the command; the state did not change within "
                                 "{} s (it is {})",
-                                p.wait_ms / 1000.0, now));
+                                waited_s, now));
 }
 
 void CommandRouter::OnItemState(const openhab::Item& item) {
