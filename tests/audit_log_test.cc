@@ -98,10 +98,10 @@ TEST(AuditLogTest, AppendsOneLinePerRecordWithEveryField) {
 
   EXPECT_EQ(log->file_path(), dir.path() + "/audit.jsonl");
   EXPECT_EQ(Slurp(log->file_path()),
-            "{\"time\":\"2023-11-14T22:13:20.123Z\",\"path\":\"method\",\"id\":\"7\","
+            "{\"v\":1,\"time\":\"2023-11-14T22:13:20.123Z\",\"path\":\"method\",\"id\":\"7\","
             "\"item\":\"Light\",\"command\":\"ON\",\"status\":200,\"message\":\"accepted\","
             "\"latency_ms\":12}\n"
-            "{\"time\":\"2025-06-15T15:06:40.007Z\",\"path\":\"desired\",\"id\":\"42\","
+            "{\"v\":1,\"time\":\"2025-06-15T15:06:40.007Z\",\"path\":\"desired\",\"id\":\"42\","
             "\"item\":\"Heating_Setpoint\",\"command\":\"21.5 °C\",\"status\":429,"
             "\"message\":\"rate limited: 10 commands per minute\",\"latency_ms\":0}\n");
   const Result<AuditFile> file = AuditLog::ReadFile(log->file_path());

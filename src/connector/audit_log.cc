@@ -51,6 +51,7 @@ std::string Bounded(std::string_view text) {
 
 std::string ToLine(const AuditRecord& r) {
   nlohmann::ordered_json json;
+  json["v"] = kAuditFormatVersion;
   json["time"] = FormatIsoTimeMs(r.time_ms);
   json["path"] = r.path;
   json["id"] = r.request_id;

@@ -38,6 +38,10 @@ struct AuditRecord {
   std::int64_t latency_ms = 0;  // from arrival to answer
 };
 
+// The version of an audit line's layout (its "v" member, docs/commands.md); raised on
+// incompatible changes only: members are only ever added, and readers ignore unknown ones.
+inline constexpr int kAuditFormatVersion = 1;
+
 // The most bytes of a text member in the file and in AuditLog::recent(), "…" included.
 inline constexpr std::size_t kMaxAuditTextBytes = 256;
 
