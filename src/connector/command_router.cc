@@ -24,6 +24,25 @@ std::optional<Json> ParsePayload(std::string_view payload) {
   return ParseUntrustedJson(payload);
 }
 
+// What a command request names: "item" (text) and "command" (text, or a number: 50 means
+// "50"); empty where it names none.
+struct Named {
+  std::string item;
+  std::string command;
+};
+Named ReadNamed(const std::optional<Json>& doc) {
+  Named out;
+  if (!doc || !doc->is_object()) return out;
+  if (const auto item = doc->find("item"); item != doc->end() && item->is_string()) {
+    out.item = item->get<std::string>();
+  }
+  if (const auto command = doc->find("command"); command != doc->end()) {
+    if (command->is_string()) out.command = command->get<std::string>();
+    if (command->is_number()) out.command = command->dump();
+  }
+  return out;
+}
+
 Json Reply(int status, std::string_view message) {
   return Json{{"status", status}, {"message", std::string(message)}};
 }
@@ -70,17 +89,12 @@ void CommandRouter::OnMethod(const azure::MethodRequest& request) {
   const auto bytes = static_cast<std::int64_t>(request.payload.size());
   if (options_.mode == Mode::kPublish) {
     // The audit says what was refused, as far as the payload says it.
-    std::string item;
-    std::string command;
-    if (const auto doc = ParsePayload(request.payload); doc && doc->is_object()) {
-      if (doc->contains("item") && (*doc)["item"].is_string()) item = (*doc)["item"];
-      if (doc->contains("command") && (*doc)["command"].is_string()) command = (*doc)["command"];
-    }
+    const Named named = ReadNamed(ParsePayload(request.payload));
     Answer(request.request_id, request.name, bytes, 405,
            Reply(405,
                  "this connector runs in publish mode: commands from the cloud are off "
                  "(set [iothub] mode = \"publish-command\" to turn them on)"),
-           now, item, command);
+           now, named.item, named.command);
     return;
   }
   if (request.name == "command") return Command(request, now);
@@ -101,18 +115,9 @@ void CommandRouter::Command(const azure::MethodRequest& request, std::int64_t re
   };
   const std::optional<Json> doc = ParsePayload(request.payload);
   if (!doc || !doc->is_object()) return bad(fmt::format("not JSON: {}", kCommandUsage));
-  const auto item_it = doc->find("item");
-  const auto command_it = doc->find("command");
-  if (item_it == doc->end() || !item_it->is_string()) {
-    return bad(fmt::format("no \"item\": {}", kCommandUsage));
-  }
-  const std::string item = item_it->get<std::string>();
-  std::string command;
-  if (command_it != doc->end() && command_it->is_string()) {
-    command = command_it->get<std::string>();
-  } else if (command_it != doc->end() && command_it->is_number()) {
-    command = command_it->dump();  // {"command": 50} means "50"
-  } else {
+  const auto [item, command] = ReadNamed(doc);
+  if (item.empty()) return bad(fmt::format("no \"item\": {}", kCommandUsage));
+  if (command.empty()) {
     return bad(fmt::format("no \"command\" (text or a number): {}", kCommandUsage), item);
   }
   std::int64_t wait_ms = 0;
@@ -164,26 +169,21 @@ void CommandRouter::OnCloudMessage(const azure::CloudMessage& message) {
   // The hub billed its delivery (reference §5): the reserve pays, as for a method.
   budget_.Spend(budget_.ChunksFor(azure::MeteredBytes(message.body, message.properties)),
                 Pool::kReserve, wall_.NowMs());
-  std::string item;
-  std::string command;
+  // A JSON body names both; a text body is the command, the item an application property.
   const std::optional<Json> doc = ParseUntrustedJson(message.body);
-  if (doc && doc->is_object()) {
-    if (doc->contains("item") && (*doc)["item"].is_string()) item = (*doc)["item"];
-    if (doc->contains("command") && (*doc)["command"].is_string()) {
-      command = (*doc)["command"];
-    } else if (doc->contains("command") && (*doc)["command"].is_number()) {
-      command = (*doc)["command"].dump();
-    }
-  } else {
+  Named named = ReadNamed(doc);
+  if (!doc || !doc->is_object()) {
     for (const auto& property : message.properties) {
-      if (property.name == "item" && property.value) item = *property.value;
+      if (property.name == "item" && property.value) named.item = *property.value;
     }
-    command = message.body;
-    while (!command.empty() &&
-           (command.back() == '\n' || command.back() == '\r' || command.back() == ' ')) {
-      command.pop_back();
+    named.command = message.body;
+    while (!named.command.empty() &&
+           (named.command.back() == '\n' || named.command.back() == '\r' ||
+            named.command.back() == ' ')) {
+      named.command.pop_back();
     }
   }
+  const auto& [item, command] = named;
   if (item.empty() || command.empty()) {
     Report(message.message_id, item, command, 400,
            R"(expected a JSON body {"item":"Name","command":"ON"}, or the command as text with )"
