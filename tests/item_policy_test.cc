@@ -162,6 +162,14 @@ TEST(ItemPolicyTest, MetadataValuesIgnoreCaseAndZeroTurnsFiltersOff) {
 TEST(ItemPolicyTest, ReservedKeysAreAcceptedAndIgnored) {
   ItemPolicy p = FromFile();
   EXPECT_TRUE(Apply(Meta("", {{"command", true}, {"device", "meter-1"}}), p).empty());
+  EXPECT_TRUE(Apply(Meta("", {{"command", "False"}}), p).empty());
+  ExpectFileSettings(p);
+  // The command gate reads `command`; a value it cannot use is said with the item's metadata.
+  const auto problems = Apply(Meta("", {{"command", "maybe"}}), p);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].message.find("command: expected true or false, got \"maybe\""),
+            std::string::npos)
+      << problems[0].message;
   ExpectFileSettings(p);
 }
 

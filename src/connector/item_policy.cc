@@ -102,6 +102,20 @@ void ApplyMetadata(std::string_view item_name, const openhab::Metadata& metadata
       } else {
         problem(key, "a duration (\"500ms\", \"10s\", \"5m\", \"1h\", \"1d\", or seconds)", value);
       }
+    } else if (key == "command") {
+      // Read by the command gate; said here, with the item's other metadata problems, when
+      // the item is (re)read rather than only in a refused command's answer.
+      const bool boolean =
+          value.is_boolean() ||
+          (value.is_string() && (EqualsIgnoreCase(value.get<std::string>(), "true") ||
+                                 EqualsIgnoreCase(value.get<std::string>(), "false")));
+      if (!boolean) {
+        problems.push_back(MakeError(
+            "bad_metadata",
+            fmt::format("item {}: {} metadata: command: expected true or false, got {}; commands "
+                        "follow [commands] allow and deny",
+                        item_name, openhab::kMetadataNamespace, Given(value))));
+      }
     } else if (std::find(std::begin(kReservedMetadataKeys), std::end(kReservedMetadataKeys), key) ==
                std::end(kReservedMetadataKeys)) {
       problems.push_back(MakeError(
