@@ -206,6 +206,24 @@ TEST(ConnectorCommandsE2e, StateAndItemsMethodsDescribeTheReplicatedHome) {
   EXPECT_EQ(rig.StopConnector(), 0) << rig.Log();
 }
 
+TEST(ConnectorCommandsE2e, AnOpenHabThatRefusesGets502WithItsAnswer) {
+  ConnectorRig rig({"--tier", "S1"}, QuietSim());
+  ASSERT_TRUE(rig.ok()) << rig.error();
+  Start(rig);
+  ASSERT_EQ(rig.sim().Post("/sim/fail?status=500&path=/rest/items/Living_Light&count=1"), 200);
+  const HttpReply reply = Invoke(rig, "command", json{{"item", "Living_Light"}, {"command", "ON"}});
+  EXPECT_EQ(reply.body["status"], 502) << reply.text;
+  const std::string message = reply.body["payload"].value("message", "");
+  EXPECT_NE(message.find("openHAB answered 500"), std::string::npos) << reply.text;
+  EXPECT_NE(message.find("simulated failure"), std::string::npos) << "openHAB's own words";
+  EXPECT_EQ(SimState(rig, "Living_Light"), "OFF");
+  // The next one goes through.
+  EXPECT_EQ(
+      Invoke(rig, "command", json{{"item", "Living_Light"}, {"command", "ON"}}).body["status"],
+      200);
+  EXPECT_EQ(rig.StopConnector(), 0) << rig.Log();
+}
+
 TEST(ConnectorCommandsE2e, AnOpenHabThatDoesNotAnswerGets504) {
   ConnectorRig rig({"--tier", "S1"}, QuietSim());
   ASSERT_TRUE(rig.ok()) << rig.error();

@@ -485,6 +485,25 @@ TEST(OpenHabSimTest, SlowAnswersAreWaitedFor) {
   ASSERT_EQ(sim->Post("/sim/delay?ms=0"), 200);
 }
 
+TEST(OpenHabSimTest, FailuresAreServedUnderTheirPathAsOftenAsAsked) {
+  auto sim = StartSim();
+  ASSERT_TRUE(sim);
+  ASSERT_EQ(sim->Post("/sim/fail?status=500&path=/rest/items/Living_Light&count=2"), 200);
+  for (int i = 0; i < 2; ++i) {
+    auto res = sim->http().Post("/rest/items/Living_Light", "ON", "text/plain");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 500);
+    EXPECT_NE(res->body.find("\"http-code\":500"), std::string::npos) << res->body;
+  }
+  // Other paths are served, and after `count` failures the path is again.
+  EXPECT_EQ(sim->http().Get("/rest/items/Kitchen_Light")->status, 200);
+  EXPECT_EQ(sim->http().Post("/rest/items/Living_Light", "ON", "text/plain")->status, 200);
+  ASSERT_EQ(sim->Post("/sim/fail?status=503"), 200);
+  EXPECT_EQ(sim->http().Get("/rest/items")->status, 503);
+  ASSERT_EQ(sim->Post("/sim/fail?status=0"), 200);
+  EXPECT_EQ(sim->http().Get("/rest/items")->status, 200);
+}
+
 TEST(OpenHabSimTest, OldServersWithPrefixFiltersAndNoKeepAlives) {
   auto sim = StartSim({"--openhab-version", "3.2.0"});
   ASSERT_TRUE(sim);

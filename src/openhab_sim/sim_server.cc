@@ -217,12 +217,22 @@ void SimServer::Routes() {
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     ++requests_;
     std::int64_t delay = 0;
+    int fail = 0;
     {
       std::lock_guard lock(mutex_);
       if (delay_ms_ > 0 && req.path.starts_with(delay_path_)) delay = delay_ms_;
+      if (fail_status_ != 0 && fail_left_ != 0 && req.path.starts_with(fail_path_)) {
+        fail = fail_status_;
+        if (fail_left_ > 0) --fail_left_;
+      }
     }
     // A slow server, on purpose: this thread is the connection's, nothing else waits on it.
     if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    if (fail != 0) {
+      // As openHAB's JAX-RS error mapper answers an internal error.
+      JsonError(res, fail, "simulated failure (POST /sim/fail)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.path.starts_with("/rest") && Unavailable(res)) {
       return httplib::Server::HandlerResponse::Handled;
     }
@@ -471,6 +481,15 @@ void SimServer::Routes() {
         req.has_param("ms") ? std::atoll(req.get_param_value("ms").c_str()) : 0, 0, 600'000);
     delay_path_ = req.has_param("path") ? req.get_param_value("path") : "/rest";
     Reply(res, {{"delay_ms", delay_ms_}, {"path", delay_path_}});
+  });
+  server_.Post("/sim/fail", [this](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mutex_);
+    const int status =
+        req.has_param("status") ? std::atoi(req.get_param_value("status").c_str()) : 500;
+    fail_status_ = status >= 400 && status <= 599 ? status : 0;
+    fail_path_ = req.has_param("path") ? req.get_param_value("path") : "/rest";
+    fail_left_ = req.has_param("count") ? std::atoll(req.get_param_value("count").c_str()) : -1;
+    Reply(res, {{"status", fail_status_}, {"path", fail_path_}, {"count", fail_left_}});
   });
   server_.Get("/sim/commands", [this](const httplib::Request&, httplib::Response& res) {
     OrderedJson list = OrderedJson::array();

@@ -76,11 +76,14 @@ class SimServer {
   std::thread thread_;
   EventStreams streams_;
 
-  std::mutex mutex_;  // guards home_, commands_, delay_, down_until_ms_
+  std::mutex mutex_;  // guards home_, commands_, delay_, fail_, down_until_ms_
   Home home_;
   std::deque<ReceivedCommand> commands_;
   std::int64_t delay_ms_ = 0;
   std::string delay_path_;
+  int fail_status_ = 0;  // POST /sim/fail: answer this under fail_path_; 0: off
+  std::string fail_path_;
+  std::int64_t fail_left_ = 0;  // how many more; -1: until told otherwise
   std::int64_t down_until_ms_ = 0;
   std::atomic<std::uint64_t> requests_{0};
 };
