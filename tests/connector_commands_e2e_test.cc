@@ -218,9 +218,8 @@ TEST(ConnectorCommandsE2e, AnOpenHabThatRefusesGets502WithItsAnswer) {
   EXPECT_NE(message.find("simulated failure"), std::string::npos) << "openHAB's own words";
   EXPECT_EQ(SimState(rig, "Living_Light"), "OFF");
   // The next one goes through.
-  EXPECT_EQ(
-      Invoke(rig, "command", json{{"item", "Living_Light"}, {"command", "ON"}}).body["status"],
-      200);
+  const HttpReply next = Invoke(rig, "command", json{{"item", "Living_Light"}, {"command", "ON"}});
+  EXPECT_EQ(next.body["status"], 200) << next.text << "\n" << rig.Log();
   EXPECT_EQ(rig.StopConnector(), 0) << rig.Log();
 }
 

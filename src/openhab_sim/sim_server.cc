@@ -229,11 +229,14 @@ void SimServer::Routes() {
     // A slow server, on purpose: this thread is the connection's, nothing else waits on it.
     if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     if (fail != 0) {
-      // As openHAB's JAX-RS error mapper answers an internal error.
+      // As openHAB's JAX-RS error mapper answers an internal error. The request's body is
+      // not read here: the connection must not carry it into the next request.
       JsonError(res, fail, "simulated failure (POST /sim/fail)");
+      res.set_header("Connection", "close");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (req.path.starts_with("/rest") && Unavailable(res)) {
+      res.set_header("Connection", "close");  // the request's body was not read, as above
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
