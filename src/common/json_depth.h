@@ -10,9 +10,11 @@
 
 namespace iothub {
 
-// True when `text` never nests arrays/objects deeper than `max_depth` (strings are skipped,
-// escapes honoured). Says nothing else about validity.
-inline bool JsonDepthWithin(std::string_view text, int max_depth) {
+// Calls `visit(c, depth)` for each character of `text` outside strings (a string shows as its
+// opening '"' alone; escapes honoured), with `depth` the nesting of arrays and objects before
+// `c`, until `visit` returns false; returns whether it never did. Says nothing of validity.
+template <typename Visit>
+bool ScanJsonStructure(std::string_view text, Visit&& visit) {
   int depth = 0;
   bool in_string = false;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -23,15 +25,25 @@ inline bool JsonDepthWithin(std::string_view text, int max_depth) {
       } else if (c == '"') {
         in_string = false;
       }
-    } else if (c == '"') {
+      continue;
+    }
+    if (!visit(c, depth)) return false;
+    if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
+      ++depth;
     } else if (c == ']' || c == '}') {
       --depth;
     }
   }
   return true;
+}
+
+// True when `text` never nests arrays/objects deeper than `max_depth`.
+inline bool JsonDepthWithin(std::string_view text, int max_depth) {
+  return ScanJsonStructure(text, [max_depth](char c, int depth) {
+    return !((c == '[' || c == '{') && depth + 1 > max_depth);
+  });
 }
 
 // Deeper than any document IoT Hub accepts (twins allow 10 levels) yet far from the stack.

@@ -19,30 +19,13 @@ namespace iothub::openhab::detail {
 // skipped), for reserving room before the parse. Says nothing about validity.
 inline std::size_t CountArrayEntries(std::string_view text) {
   std::size_t commas = 0;
-  int depth = 0;
-  bool in_string = false;
   bool any = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (depth == 1 && c != ']' && c != ' ' && c != '\t' && c != '\r' && c != '\n') any = true;
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      ++depth;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    } else if (c == ',' && depth == 1) {
-      ++commas;
-    }
-  }
+  ScanJsonStructure(text, [&](char c, int depth) {
+    if (depth != 1) return true;
+    if (c == ',') ++commas;
+    if (c != ']' && c != ',' && c != ' ' && c != '\t' && c != '\r' && c != '\n') any = true;
+    return true;
+  });
   return any ? commas + 1 : 0;
 }
 
